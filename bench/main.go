@@ -1,0 +1,219 @@
+// Command bench compares Tidemark with restic on a generated tree, in one
+// run on the same machine: initial backup, no-change backup, backup after
+// changing some files, restore, and peak memory. It prints each time and
+// the ratio restic/tidemark (above 1 means Tidemark is faster).
+//
+//	go run ./bench -files 200000
+//
+// restic is installed with `go install` (falling back to Debian's package)
+// unless -restic names a binary.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tidemark/tidemark/internal/gentree"
+)
+
+const resticVersion = "v0.18.1"
+
+type tool struct {
+	name string
+	bin  string
+	env  []string
+	// args builds the command line for an operation.
+	args func(op string, extra ...string) []string
+}
+
+type measure struct {
+	wall time.Duration
+	rss  int64 // KiB
+}
+
+func main() {
+	files := flag.Int("files", 200000, "number of files in the generated tree")
+	changes := flag.Int("changes", 100, "files changed before the incremental backup")
+	work := flag.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
+	resticBin := flag.String("restic", "", "restic binary (default: install "+resticVersion+")")
+	flag.Parse()
+	if err := run(*files, *changes, *work, *resticBin); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(files, changes int, work, resticBin string) error {
+	ctx := context.Background()
+	if work == "" {
+		d, err := os.MkdirTemp("", "tidemark-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		work = d
+	}
+	bin := filepath.Join(work, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return err
+	}
+	tm := filepath.Join(bin, "tidemark")
+	fmt.Println("building tidemark ...")
+	if out, err := exec.Command("go", "build", "-o", tm, "./cmd/tidemark").CombinedOutput(); err != nil {
+		return fmt.Errorf("build tidemark: %v\n%s", err, out)
+	}
+	if resticBin == "" {
+		var err error
+		if resticBin, err = installRestic(bin); err != nil {
+			return err
+		}
+	}
+	ver, _ := exec.Command(resticBin, "version").Output()
+	fmt.Printf("restic: %s", ver)
+
+	src := filepath.Join(work, "src")
+	fmt.Printf("generating %d files ...\n", files)
+	st, err := gentree.Generate(src, gentree.Spec{Files: files, Seed: 42})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("tree: %d files, %d dirs, %.1f MiB\n", st.Files, st.Dirs, float64(st.Bytes)/(1<<20))
+	// Let ctimes age past Tidemark's racy-timestamp window, as on a real
+	// system where files were not written a moment ago.
+	time.Sleep(1100 * time.Millisecond)
+
+	tools := []*tool{
+		{name: "tidemark", bin: tm, env: []string{"TIDEMARK_REPOSITORY=" + filepath.Join(work, "tm-repo"), "TIDEMARK_PASSWORD=bench",
+			"XDG_CACHE_HOME=" + filepath.Join(work, "tm-cache")},
+			args: func(op string, extra ...string) []string {
+				switch op {
+				case "init":
+					return []string{"init", "-q"}
+				case "backup":
+					return append([]string{"backup", "-q", "--host", "bench"}, extra...)
+				case "restore":
+					return []string{"restore", "-q", "latest", "--target", extra[0]}
+				}
+				return nil
+			}},
+		{name: "restic", bin: resticBin, env: []string{"RESTIC_REPOSITORY=" + filepath.Join(work, "restic-repo"), "RESTIC_PASSWORD=bench",
+			"RESTIC_CACHE_DIR=" + filepath.Join(work, "restic-cache")},
+			args: func(op string, extra ...string) []string {
+				switch op {
+				case "init":
+					return []string{"init", "-q"}
+				case "backup":
+					return append([]string{"backup", "-q", "--host", "bench"}, extra...)
+				case "restore":
+					return []string{"restore", "-q", "latest", "--target", extra[0]}
+				}
+				return nil
+			}},
+	}
+	ops := []string{"initial backup", "no-change backup", fmt.Sprintf("backup after changing %d files", changes), "restore"}
+	results := map[string][]measure{}
+	for _, t := range tools {
+		if _, err := t.exec(ctx, "init"); err != nil {
+			return err
+		}
+	}
+	// Interleave the tools per step so both see the same page cache state.
+	for step, op := range ops {
+		if step == 2 {
+			if _, err := gentree.Modify(src, changes, 7); err != nil {
+				return err
+			}
+			time.Sleep(1100 * time.Millisecond)
+		}
+		for _, t := range tools {
+			var m measure
+			var err error
+			if op == "restore" {
+				target := filepath.Join(work, "restore-"+t.name)
+				m, err = t.exec(ctx, "restore", target)
+				if err == nil {
+					err = gentree.Compare(src, filepath.Join(target, src))
+				}
+				os.RemoveAll(target)
+			} else {
+				m, err = t.exec(ctx, "backup", src)
+			}
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", t.name, op, err)
+			}
+			results[t.name] = append(results[t.name], m)
+			fmt.Printf("  %-9s %-32s %8.2fs  %7.1f MiB peak RSS\n", t.name, op, m.wall.Seconds(), float64(m.rss)/1024)
+		}
+	}
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "operation (%d files)\ttidemark\trestic\trestic/tidemark\t\n", files)
+	var peakT, peakR int64
+	for i, op := range ops {
+		a, b := results["tidemark"][i], results["restic"][i]
+		fmt.Fprintf(tw, "%s\t%.2fs\t%.2fs\t%.2fx\t\n", op, a.wall.Seconds(), b.wall.Seconds(), b.wall.Seconds()/a.wall.Seconds())
+		peakT, peakR = max(peakT, a.rss), max(peakR, b.rss)
+	}
+	fmt.Fprintf(tw, "peak RSS\t%.0f MiB\t%.0f MiB\t%.2fx\t\n", float64(peakT)/1024, float64(peakR)/1024, float64(peakR)/float64(peakT))
+	tw.Flush()
+	fmt.Println("targets: initial backup >= 1.5x, no-change backup >= 4x")
+	repoSize := func(d string) string {
+		out, _ := exec.Command("du", "-sh", d).Output()
+		return strings.Fields(string(out) + " ?")[0]
+	}
+	fmt.Printf("repository size: tidemark %s, restic %s\n", repoSize(filepath.Join(work, "tm-repo")), repoSize(filepath.Join(work, "restic-repo")))
+	return nil
+}
+
+// exec runs one operation and measures wall time and the child's peak RSS.
+func (t *tool) exec(ctx context.Context, op string, extra ...string) (measure, error) {
+	cmd := exec.CommandContext(ctx, t.bin, t.args(op, extra...)...)
+	cmd.Env = append(os.Environ(), t.env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	m := measure{wall: time.Since(start)}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			m.rss = ru.Maxrss
+		}
+	}
+	if err != nil {
+		return m, fmt.Errorf("%s %s: %v\n%s", t.name, op, err, stderr.String())
+	}
+	return m, nil
+}
+
+// installRestic installs the current restic release with go install, or
+// Debian's package when the module proxy cannot provide it.
+func installRestic(bin string) (string, error) {
+	if p, err := exec.LookPath("restic-" + resticVersion); err == nil {
+		return p, nil
+	}
+	fmt.Printf("installing restic %s with go install ...\n", resticVersion)
+	cmd := exec.Command("go", "install", "github.com/restic/restic/cmd/restic@"+resticVersion)
+	cmd.Env = append(os.Environ(), "GOBIN="+bin)
+	if out, err := cmd.CombinedOutput(); err == nil {
+		return filepath.Join(bin, "restic"), nil
+	} else {
+		fmt.Printf("go install failed (%v): %s\nfalling back to Debian's restic\n", err, out)
+	}
+	if p, err := exec.LookPath("restic"); err == nil {
+		return p, nil
+	}
+	if out, err := exec.Command("apt-get", "install", "-y", "restic").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("install restic: %v\n%s", err, out)
+	}
+	return exec.LookPath("restic")
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/tidemark/tidemark/internal/backend"
+	"github.com/tidemark/tidemark/internal/backend/local"
+	"github.com/tidemark/tidemark/internal/cache"
+	"github.com/tidemark/tidemark/internal/crypto"
+	"github.com/tidemark/tidemark/internal/repo"
+	"github.com/tidemark/tidemark/internal/state"
+	"golang.org/x/term"
+)
+
+// app holds the global flags and output streams; there are no globals.
+type app struct {
+	out, errOut  io.Writer
+	repoLoc      string
+	passwordFile string
+	cacheDir     string
+	noCache      bool
+	jsonOut      bool
+	quiet        bool
+	compression  string
+	// insecureKDF makes new keys cheap to derive; for tests only.
+	insecureKDF bool
+}
+
+func newApp(out, errOut io.Writer) *app { return &app{out: out, errOut: errOut} }
+
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "tidemark",
+		Short:         "Backups whose incremental cost is proportional to what changed",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	f := root.PersistentFlags()
+	f.StringVarP(&a.repoLoc, "repo", "r", os.Getenv("TIDEMARK_REPOSITORY"), "repository location (env TIDEMARK_REPOSITORY)")
+	f.StringVar(&a.passwordFile, "password-file", os.Getenv("TIDEMARK_PASSWORD_FILE"), "read the password from this file (env TIDEMARK_PASSWORD_FILE)")
+	f.StringVar(&a.cacheDir, "cache-dir", "", "local cache directory (default $XDG_CACHE_HOME/tidemark)")
+	f.BoolVar(&a.noCache, "no-cache", false, "do not use a local cache or state database")
+	f.BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
+	f.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors")
+	f.StringVar(&a.compression, "compression", "default", "compression: off, fastest, default, better")
+	f.BoolVar(&a.insecureKDF, "insecure-kdf", false, "derive keys with minimal cost (tests only)")
+	_ = f.MarkHidden("insecure-kdf")
+	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.diffCmd(), a.statsCmd(),
+		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.historyCmd(), a.demoCmd())
+	return root
+}
+
+func (a *app) printError(err error, code int) {
+	if a.jsonOut {
+		_ = json.NewEncoder(a.errOut).Encode(map[string]any{"error": err.Error(), "exit_code": code})
+		return
+	}
+	fmt.Fprintf(a.errOut, "tidemark: %v\n", err)
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *app) printf(format string, args ...any) {
+	if !a.quiet && !a.jsonOut {
+		fmt.Fprintf(a.out, format, args...)
+	}
+}
+
+// password reads the password from --password-file, TIDEMARK_PASSWORD, or
+// a prompt on the terminal (twice when confirm is set).
+func (a *app) password(confirm bool) ([]byte, error) {
+	if a.passwordFile != "" {
+		b, err := os.ReadFile(a.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read password file: %w", err)
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			return nil, fmt.Errorf("password file %s is empty", a.passwordFile)
+		}
+		return []byte(pw), nil
+	}
+	if pw, ok := os.LookupEnv("TIDEMARK_PASSWORD"); ok {
+		if pw == "" {
+			return nil, errors.New("TIDEMARK_PASSWORD is set but empty")
+		}
+		return []byte(pw), nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			tty.Close()
+		}
+		return nil, errors.New("no password given: use --password-file, TIDEMARK_PASSWORD_FILE or TIDEMARK_PASSWORD, or run on a terminal")
+	}
+	defer tty.Close()
+	fmt.Fprint(tty, "Repository password: ")
+	pw, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	if err != nil {
+		return nil, fmt.Errorf("read password: %w", err)
+	}
+	if len(pw) == 0 {
+		return nil, errors.New("empty password")
+	}
+	if confirm {
+		fmt.Fprint(tty, "Repeat password: ")
+		again, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		if err != nil {
+			return nil, fmt.Errorf("read password: %w", err)
+		}
+		if string(again) != string(pw) {
+			return nil, errors.New("passwords do not match")
+		}
+	}
+	return pw, nil
+}
+
+func (a *app) location() (string, error) {
+	if a.repoLoc == "" {
+		return "", fmt.Errorf("no repository given: use -r/--repo or TIDEMARK_REPOSITORY: %w", repo.ErrNoRepository)
+	}
+	loc := a.repoLoc
+	if strings.HasPrefix(loc, "local:") {
+		loc = strings.TrimPrefix(loc, "local:")
+	}
+	if strings.Contains(loc, ":") && !strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, ".") {
+		scheme, _, _ := strings.Cut(loc, ":")
+		return "", fmt.Errorf("repository %q: backend %q is not supported yet (local directories only)", a.repoLoc, scheme)
+	}
+	return loc, nil
+}
+
+func (a *app) repoOptions() repo.Options {
+	opt := repo.Options{Compression: a.compression}
+	if a.insecureKDF {
+		opt.KDF = func() (crypto.KDFParams, error) {
+			p, err := crypto.DefaultKDFParams()
+			p.Time, p.Memory, p.Threads = 1, 8*1024, 1
+			return p, err
+		}
+	}
+	if !a.noCache {
+		opt.Cache = func(id string, be backend.Backend) (backend.Backend, error) {
+			dir, err := a.repoCacheDir(id)
+			if err != nil {
+				return nil, err
+			}
+			return cache.Wrap(be, dir)
+		}
+	}
+	return opt
+}
+
+func (a *app) repoCacheDir(id string) (string, error) {
+	root := a.cacheDir
+	if root == "" {
+		var err error
+		if root, err = cache.DefaultDir(); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(root, id), nil
+}
+
+// openRepo opens the repository named by the flags.
+func (a *app) openRepo(ctx context.Context) (*repo.Repository, error) {
+	loc, err := a.location()
+	if err != nil {
+		return nil, err
+	}
+	be, err := local.Open(loc)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("repository %s does not exist: %w", loc, repo.ErrNoRepository)
+		}
+		return nil, err
+	}
+	if _, err := be.Stat(ctx, backend.Handle{Type: backend.Config}); err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, repo.ErrNoRepository)
+	}
+	pw, err := a.password(false)
+	if err != nil {
+		return nil, err
+	}
+	r, err := repo.Open(ctx, be, pw, a.repoOptions())
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range r.IndexErrors() {
+		fmt.Fprintf(a.errOut, "warning: skipping damaged index file: %v (run `tidemark check`)\n", e)
+	}
+	return r, nil
+}
+
+// openState opens the local state database of r, or returns nil with
+// --no-cache.
+func (a *app) openState(r *repo.Repository) (*state.DB, error) {
+	if a.noCache {
+		return nil, nil
+	}
+	dir, err := a.repoCacheDir(r.Config().ID)
+	if err != nil {
+		return nil, err
+	}
+	return state.Open(filepath.Join(dir, "state.db"))
+}
+
+func runE(fn func(ctx context.Context, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error { return fn(cmd.Context(), args) }
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/tidemark/tidemark/internal/archive"
+	"github.com/tidemark/tidemark/internal/backup"
+	"github.com/tidemark/tidemark/internal/scan"
+	"golang.org/x/term"
+)
+
+func (a *app) backupCmd() *cobra.Command {
+	var opt backup.Options
+	var excludeFiles []string
+	cmd := &cobra.Command{
+		Use:   "backup PATH...",
+		Short: "Back up files and directories into a new snapshot",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: runE(func(ctx context.Context, args []string) error {
+			for _, f := range excludeFiles {
+				pats, err := scan.ReadPatternFile(f)
+				if err != nil {
+					return err
+				}
+				opt.Excludes = append(opt.Excludes, pats...)
+			}
+			opt.Paths = args
+			return a.runBackup(ctx, opt)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&opt.Excludes, "exclude", "e", nil, "exclude paths matching this glob (repeatable)")
+	f.StringArrayVar(&excludeFiles, "exclude-file", nil, "read exclude patterns from a file (repeatable)")
+	f.BoolVarP(&opt.OneFileSystem, "one-file-system", "x", false, "do not cross filesystem boundaries")
+	f.BoolVar(&opt.ReadAll, "read-all", false, "read every file, even when the parent snapshot says it is unchanged")
+	f.StringArrayVar(&opt.Tags, "tag", nil, "add a tag to the snapshot (repeatable)")
+	f.StringVar(&opt.Host, "host", "", "record this host name instead of the machine's")
+	return cmd
+}
+
+func (a *app) runBackup(ctx context.Context, opt backup.Options) error {
+	r, err := a.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	st, err := a.openState(r)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		defer st.Close()
+	}
+	prog := &archive.Progress{}
+	opt.Progress = prog
+	var bar *progressBar
+	showBar := !a.quiet && !a.jsonOut && term.IsTerminal(int(os.Stderr.Fd()))
+	opt.Started = func(p backup.Plan) {
+		if !a.jsonOut && !a.quiet {
+			parent := "none"
+			if p.Parent != nil {
+				parent = p.Parent.ID.Short()
+			}
+			fmt.Fprintf(a.out, "scan: %s (%s), parent %s\n", p.Mode, p.Reason, parent)
+		}
+		if showBar {
+			var estFiles, estBytes uint64
+			if p.Parent != nil {
+				estFiles, estBytes = p.Parent.Totals.Files, p.Parent.Totals.Bytes
+			}
+			bar = startProgress(os.Stderr, prog, estFiles, estBytes)
+		}
+	}
+	res, err := backup.Run(ctx, r, st, opt)
+	if bar != nil {
+		bar.stop()
+	}
+	if err != nil {
+		return err
+	}
+	sn := res.Snapshot
+	failed := sn.Summary.Errors
+	if a.jsonOut {
+		if err := a.printJSON(map[string]any{
+			"snapshot": sn.ID, "parent": sn.Parent, "tree": sn.Tree, "roots": sn.Roots, "scan": sn.Scan,
+			"totals": sn.Totals, "summary": sn.Summary, "errors": res.Errors,
+		}); err != nil {
+			return err
+		}
+	} else {
+		for _, e := range res.Errors {
+			kind := "error"
+			if e.Warning {
+				kind = "warning"
+			}
+			fmt.Fprintf(a.errOut, "%s: %s: %s\n", kind, e.Path, e.Err)
+		}
+		s := sn.Summary
+		a.printf("files: %d new, %d changed, %d unchanged\n", s.FilesNew, s.FilesChanged, s.FilesUnchanged)
+		a.printf("dirs:  %d new, %d changed, %d unchanged\n", s.DirsNew, s.DirsChanged, s.DirsUnchanged)
+		a.printf("read %s, added %s to the repository (%s before compression), in %s\n",
+			humanBytes(s.BytesRead), humanBytes(s.BytesAdded), humanBytes(s.BytesAddedRaw), s.Duration.Round(time.Millisecond))
+		a.printf("snapshot %s: %s in %d files, %d dirs, %d other\n", sn.ID.Short(), humanBytes(sn.Totals.Bytes), sn.Totals.Files, sn.Totals.Dirs, sn.Totals.Other)
+	}
+	if failed > 0 {
+		if !a.jsonOut {
+			fmt.Fprintf(a.errOut, "tidemark: snapshot %s saved, but %d entries could not be read (listed above)\n", sn.ID.Short(), failed)
+		}
+		return errPartial
+	}
+	return nil
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) unlockCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "unlock",
+		Short: "Remove stale locks (of crashed clients)",
+		Args:  cobra.NoArgs,
+		RunE: runE(func(ctx context.Context, _ []string) error {
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			n, err := r.RemoveStaleLocks(ctx, all)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"removed": n})
+			}
+			a.printf("removed %d locks\n", n)
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&all, "remove-all", false, "remove all locks, not only stale ones")
+	return cmd
+}

@@ -1,0 +1,57 @@
+// Command tidemark is a backup program whose incremental backups cost time
+// proportional to what changed.
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tidemark/tidemark/internal/repo"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitPartial     = 3
+	exitNoRepo      = 10
+	exitLocked      = 11
+	exitWrongPass   = 12
+	exitInterrupted = 130
+)
+
+// errPartial marks a backup that finished but could not read some files.
+var errPartial = errors.New("some files could not be read")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(os.Stdout, os.Stderr)
+	err := app.root().ExecuteContext(ctx)
+	os.Exit(exitCode(ctx, err, app))
+}
+
+func exitCode(ctx context.Context, err error, a *app) int {
+	if err == nil {
+		return exitOK
+	}
+	code := exitFailure
+	switch {
+	case errors.Is(err, errPartial):
+		return exitPartial // already reported
+	case ctx.Err() != nil:
+		code = exitInterrupted
+		err = errors.New("interrupted")
+	case errors.Is(err, repo.ErrNoRepository):
+		code = exitNoRepo
+	case errors.Is(err, repo.ErrLocked):
+		code = exitLocked
+	case errors.Is(err, repo.ErrWrongPassword):
+		code = exitWrongPass
+	}
+	a.printError(err, code)
+	return code
+}

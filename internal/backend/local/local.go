@@ -1,0 +1,249 @@
+// Package local stores a repository in a directory on a local filesystem.
+//
+// Writes go to a temporary file in the same directory, are fsynced, then
+// linked into place, so an object is either complete under its final name
+// or absent: a crash leaves at most a stray temporary file.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tidemark/tidemark/internal/backend"
+)
+
+// Backend is a repository directory.
+type Backend struct {
+	dir string
+}
+
+// sharded types spread objects over 256 subdirectories so no directory
+// grows to millions of entries.
+func sharded(t backend.FileType) bool { return t == backend.Data || t == backend.Tree }
+
+// Open opens an existing repository directory.
+func Open(dir string) (*Backend, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("open repository %s: not a directory", dir)
+	}
+	return &Backend{dir: dir}, nil
+}
+
+// Create makes the directory layout of a new repository. The directory may
+// exist but must be empty.
+func Create(dir string) (*Backend, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create repository %s: %w", dir, err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("create repository %s: %w", dir, err)
+	}
+	if len(ents) > 0 {
+		return nil, fmt.Errorf("create repository %s: directory is not empty", dir)
+	}
+	for _, t := range backend.AllTypes {
+		if t == backend.Config {
+			continue
+		}
+		if err := os.Mkdir(filepath.Join(dir, string(t)), 0o700); err != nil {
+			return nil, fmt.Errorf("create repository %s: %w", dir, err)
+		}
+		if sharded(t) {
+			for i := 0; i < 256; i++ {
+				if err := os.Mkdir(filepath.Join(dir, string(t), fmt.Sprintf("%02x", i)), 0o700); err != nil {
+					return nil, fmt.Errorf("create repository %s: %w", dir, err)
+				}
+			}
+		}
+	}
+	return &Backend{dir: dir}, nil
+}
+
+// Location implements backend.Backend.
+func (b *Backend) Location() string { return b.dir }
+
+func (b *Backend) path(h backend.Handle) (string, error) {
+	if h.Type == backend.Config {
+		return filepath.Join(b.dir, "config"), nil
+	}
+	if h.Name == "" || strings.ContainsAny(h.Name, "/\\\x00") || h.Name == "." || h.Name == ".." || strings.HasPrefix(h.Name, ".") {
+		return "", fmt.Errorf("invalid object name %q", h.Name)
+	}
+	if sharded(h.Type) {
+		if len(h.Name) < 2 {
+			return "", fmt.Errorf("invalid object name %q", h.Name)
+		}
+		return filepath.Join(b.dir, string(h.Type), h.Name[:2], h.Name), nil
+	}
+	return filepath.Join(b.dir, string(h.Type), h.Name), nil
+}
+
+// Save implements backend.Backend.
+func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.path(h)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	// Objects are read-only once written; a link fails rather than replace.
+	_ = os.Chmod(tmp.Name(), 0o400)
+	if err := os.Link(tmp.Name(), p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("save %s: %w", h, backend.ErrExists)
+		}
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Load implements backend.Backend.
+func (b *Backend) Load(ctx context.Context, h backend.Handle, offset, length int64) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := b.path(h)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("load %s: %w", h, backend.ErrNotFound)
+		}
+		return nil, fmt.Errorf("load %s: %w", h, err)
+	}
+	defer f.Close()
+	if length == 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", h, err)
+		}
+		length = fi.Size() - offset
+		if length < 0 {
+			return nil, fmt.Errorf("load %s: offset %d beyond size %d", h, offset, fi.Size())
+		}
+	}
+	buf := make([]byte, length)
+	n, err := f.ReadAt(buf, offset)
+	if err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+		if errors.Is(err, io.EOF) {
+			return buf[:n], fmt.Errorf("load %s: short read (%d of %d bytes at %d): %w", h, n, length, offset, io.ErrUnexpectedEOF)
+		}
+		return nil, fmt.Errorf("load %s: %w", h, err)
+	}
+	return buf, nil
+}
+
+// Stat implements backend.Backend.
+func (b *Backend) Stat(ctx context.Context, h backend.Handle) (int64, error) {
+	p, err := b.path(h)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("stat %s: %w", h, backend.ErrNotFound)
+		}
+		return 0, fmt.Errorf("stat %s: %w", h, err)
+	}
+	return fi.Size(), nil
+}
+
+// List implements backend.Backend.
+func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(string, int64) error) error {
+	dirs := []string{filepath.Join(b.dir, string(t))}
+	if sharded(t) {
+		dirs = dirs[:0]
+		for i := 0; i < 256; i++ {
+			dirs = append(dirs, filepath.Join(b.dir, string(t), fmt.Sprintf("%02x", i)))
+		}
+	}
+	for _, d := range dirs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return fmt.Errorf("list %s: %w", t, err)
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				return fmt.Errorf("list %s: %w", t, err)
+			}
+			if err := fn(e.Name(), fi.Size()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Remove implements backend.Backend.
+func (b *Backend) Remove(ctx context.Context, h backend.Handle) error {
+	p, err := b.path(h)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", h, backend.ErrNotFound)
+		}
+		return fmt.Errorf("remove %s: %w", h, err)
+	}
+	return nil
+}
+
+// Close implements backend.Backend.
+func (b *Backend) Close() error { return nil }

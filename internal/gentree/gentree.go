@@ -1,0 +1,215 @@
+// Package gentree generates deterministic file trees for the demo, tests
+// and benchmarks, changes them, and compares two trees. It is not used by
+// backups themselves.
+package gentree
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Spec describes a tree.
+type Spec struct {
+	Files int    // number of regular files
+	Seed  uint64 // same seed, same tree
+	// LargeEvery makes every n-th file a large one (0: default 500).
+	LargeEvery int
+	// LargeSize is the size of large files (0: default 4 MiB).
+	LargeSize int
+	// PerDir is the number of files per directory (0: default 100).
+	PerDir int
+}
+
+// Stats describes what Generate wrote.
+type Stats struct {
+	Files int
+	Dirs  int
+	Bytes int64
+}
+
+// Generate writes a tree under dir: mostly small files (compressible text
+// and random bytes), some large files, some duplicates, in nested
+// directories.
+func Generate(dir string, s Spec) (Stats, error) {
+	if s.LargeEvery == 0 {
+		s.LargeEvery = 500
+	}
+	if s.LargeSize == 0 {
+		s.LargeSize = 4 << 20
+	}
+	if s.PerDir == 0 {
+		s.PerDir = 100
+	}
+	rng := rand.New(rand.NewPCG(s.Seed, s.Seed^0x9e3779b97f4a7c15))
+	var st Stats
+	buf := make([]byte, s.LargeSize)
+	var dup []byte
+	for i := 0; i < s.Files; i++ {
+		sub := filepath.Join(dir, fmt.Sprintf("d%03d", i/(s.PerDir*20)), fmt.Sprintf("s%03d", i/s.PerDir%20))
+		if i%s.PerDir == 0 {
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				return st, err
+			}
+			st.Dirs++
+		}
+		var data []byte
+		switch {
+		case i%s.LargeEvery == s.LargeEvery-1:
+			fillRandom(rng, buf)
+			data = buf
+		case i%97 == 5 && dup != nil:
+			data = dup // a duplicate of an earlier file
+		case i%3 == 0:
+			data = randomBytes(rng, 100+rng.IntN(8000))
+		default:
+			data = text(rng, 200+rng.IntN(16000))
+		}
+		if i%97 == 4 {
+			dup = bytes.Clone(data)
+		}
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%06d.dat", i)), data, 0o644); err != nil {
+			return st, err
+		}
+		st.Files++
+		st.Bytes += int64(len(data))
+	}
+	return st, nil
+}
+
+func fillRandom(rng *rand.Rand, b []byte) {
+	for i := 0; i+8 <= len(b); i += 8 {
+		v := rng.Uint64()
+		for k := 0; k < 8; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+}
+
+func randomBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n+8)
+	fillRandom(rng, b)
+	return b[:n]
+}
+
+var words = []string{"tide", "mark", "backup", "journal", "snapshot", "river", "harbour", "lighthouse", "anchor", "sail", "the", "of", "and", "wave"}
+
+func text(rng *rand.Rand, n int) []byte {
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(words[rng.IntN(len(words))])
+		if rng.IntN(12) == 0 {
+			b.WriteByte('\n')
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	return b.Bytes()[:n]
+}
+
+// Modify changes n regular files under dir (appending a line to each),
+// chosen deterministically by seed, and returns their paths.
+func Modify(dir string, n int, seed uint64) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n > len(files) {
+		n = len(files)
+	}
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	rng.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+	for _, p := range files[:n] {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return nil, err
+		}
+		_, err = fmt.Fprintf(f, "changed %d\n", rng.Uint64())
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files[:n], nil
+}
+
+// Compare reports the first difference between trees a and b: entry sets,
+// types, contents, symlink targets, permission bits and mtimes of files.
+func Compare(a, b string) error {
+	seen := map[string]bool{}
+	err := filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(a, p)
+		seen[rel] = true
+		q := filepath.Join(b, rel)
+		ia, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		ib, err := os.Lstat(q)
+		if err != nil {
+			return fmt.Errorf("%s: missing in %s", rel, b)
+		}
+		if ia.Mode() != ib.Mode() {
+			return fmt.Errorf("%s: mode %v vs %v", rel, ia.Mode(), ib.Mode())
+		}
+		switch {
+		case ia.Mode().IsRegular():
+			if !ia.ModTime().Equal(ib.ModTime()) {
+				return fmt.Errorf("%s: mtime %v vs %v", rel, ia.ModTime(), ib.ModTime())
+			}
+			da, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			db, err := os.ReadFile(q)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(da, db) {
+				return fmt.Errorf("%s: contents differ", rel)
+			}
+			sa, sb := ia.Sys().(*syscall.Stat_t), ib.Sys().(*syscall.Stat_t)
+			if sa.Uid != sb.Uid || sa.Gid != sb.Gid {
+				return fmt.Errorf("%s: owner %d:%d vs %d:%d", rel, sa.Uid, sa.Gid, sb.Uid, sb.Gid)
+			}
+		case ia.Mode()&fs.ModeSymlink != 0:
+			ta, _ := os.Readlink(p)
+			tb, _ := os.Readlink(q)
+			if ta != tb {
+				return fmt.Errorf("%s: symlink %q vs %q", rel, ta, tb)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return filepath.WalkDir(b, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(b, p)
+		if !seen[rel] {
+			return fmt.Errorf("%s: only in %s", rel, b)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,555 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/tidemark/tidemark/internal/backend"
+	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/chunker"
+	"github.com/tidemark/tidemark/internal/crypto"
+)
+
+// ErrNoRepository is returned when the location holds no repository.
+var ErrNoRepository = errors.New("no repository at this location")
+
+// Version is the repository format version this code writes.
+const Version = 1
+
+// DefaultPackSize is the target size of pack files: large enough that
+// object stores see few requests, small enough to repack cheaply.
+const DefaultPackSize = 16 << 20
+
+// Config is stored (encrypted) in the repository's config object.
+type Config struct {
+	Version  int            `json:"version"`
+	ID       string         `json:"id"`
+	Created  time.Time      `json:"created"`
+	Chunker  chunker.Params `json:"chunker"`
+	PackSize int            `json:"pack_size"`
+}
+
+// Options tune a repository handle; the zero value is usable.
+type Options struct {
+	// Compression selects the zstd level for data blobs ("off", "fastest",
+	// "default", "better"); trees always use "default".
+	Compression string
+	// KDF overrides the argon2 parameters for new keys (tests only).
+	KDF func() (crypto.KDFParams, error)
+	// Cache, when set, wraps the backend for reads of trees, index and
+	// snapshots; Raw is still used for check --read-data.
+	Cache func(repoID string, be backend.Backend) (backend.Backend, error)
+}
+
+// Repository is an open repository.
+type Repository struct {
+	raw    backend.Backend
+	be     backend.Backend
+	key    *crypto.Key
+	keyID  string
+	cfg    Config
+	chunks *chunker.Table
+	data   *codec
+	trees  *codec
+	noComp bool
+	idx    *Index
+	// indexErrs lists index files that could not be used.
+	indexErrs []error
+
+	mu       sync.Mutex
+	pending  map[blob.ID]struct{}
+	packers  map[blob.Type]*packer
+	newPacks []IndexPack
+	err      error
+
+	uploads     sync.WaitGroup
+	uploadSlots chan struct{}
+	indexMu     sync.Mutex
+
+	packBytes atomic.Int64
+	blobBytes atomic.Int64
+}
+
+func levelOf(name string) (zstd.EncoderLevel, bool, error) {
+	switch name {
+	case "", "default", "auto":
+		return zstd.SpeedDefault, false, nil
+	case "fastest":
+		return zstd.SpeedFastest, false, nil
+	case "better":
+		return zstd.SpeedBetterCompression, false, nil
+	case "off":
+		return zstd.SpeedFastest, true, nil
+	}
+	return 0, false, fmt.Errorf("invalid compression %q (want off, fastest, default or better)", name)
+}
+
+// Init creates a new repository in be with a first key for password.
+func Init(ctx context.Context, be backend.Backend, password []byte, opt Options) (*Repository, error) {
+	if _, err := be.Stat(ctx, backend.Handle{Type: backend.Config}); err == nil {
+		return nil, fmt.Errorf("init %s: a repository already exists there", be.Location())
+	}
+	master, err := crypto.NewRandomKey()
+	if err != nil {
+		return nil, err
+	}
+	kdf := opt.KDF
+	if kdf == nil {
+		kdf = crypto.DefaultKDFParams
+	}
+	keyID, err := writeKey(ctx, be, master, password, kdf)
+	if err != nil {
+		return nil, fmt.Errorf("init %s: %w", be.Location(), err)
+	}
+	var rid [16]byte
+	if _, err := rand.Read(rid[:]); err != nil {
+		return nil, err
+	}
+	cfg := Config{Version: Version, ID: hex.EncodeToString(rid[:]), Created: time.Now().UTC(),
+		Chunker: chunker.DefaultParams, PackSize: DefaultPackSize}
+	buf, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRepository(be, master, keyID, cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	sealed := master.Seal(nil, r.trees.pack(nil, buf, false))
+	if err := be.Save(ctx, backend.Handle{Type: backend.Config}, sealed); err != nil {
+		return nil, fmt.Errorf("init %s: save config: %w", be.Location(), err)
+	}
+	return r, nil
+}
+
+// Open opens an existing repository and loads its index.
+func Open(ctx context.Context, be backend.Backend, password []byte, opt Options) (*Repository, error) {
+	sealed, err := backend.LoadAll(ctx, be, backend.Handle{Type: backend.Config})
+	if err != nil {
+		if errors.Is(err, backend.ErrNotFound) {
+			return nil, fmt.Errorf("open %s: %w", be.Location(), ErrNoRepository)
+		}
+		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
+	}
+	master, keyID, err := openKey(ctx, be, password)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
+	}
+	plain, err := master.Open(nil, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: config: %w", be.Location(), err)
+	}
+	c := newCodec(zstd.SpeedDefault)
+	raw, err := c.unpack(nil, plain, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: config: %w", be.Location(), err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("open %s: config: %v: %w", be.Location(), err, ErrCorrupt)
+	}
+	if cfg.Version != Version {
+		return nil, fmt.Errorf("open %s: repository format version %d is not supported by this program (version %d)", be.Location(), cfg.Version, Version)
+	}
+	r, err := newRepository(be, master, keyID, cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func newRepository(be backend.Backend, key *crypto.Key, keyID string, cfg Config, opt Options) (*Repository, error) {
+	level, off, err := levelOf(opt.Compression)
+	if err != nil {
+		return nil, err
+	}
+	table, err := chunker.NewTable(key.ChunkerSeed, cfg.Chunker)
+	if err != nil {
+		return nil, fmt.Errorf("repository config: %w", err)
+	}
+	if cfg.PackSize < 1<<20 || cfg.PackSize > 1<<30 {
+		return nil, fmt.Errorf("repository config: pack size %d out of range: %w", cfg.PackSize, ErrCorrupt)
+	}
+	r := &Repository{raw: be, be: be, key: key, keyID: keyID, cfg: cfg, chunks: table,
+		data: newCodec(level), trees: newCodec(zstd.SpeedDefault), noComp: off, idx: newIndex(),
+		pending: map[blob.ID]struct{}{}, packers: map[blob.Type]*packer{},
+		uploadSlots: make(chan struct{}, 2)}
+	if opt.Cache != nil {
+		cached, err := opt.Cache(cfg.ID, be)
+		if err != nil {
+			return nil, err
+		}
+		r.be = cached
+	}
+	return r, nil
+}
+
+// Config returns the repository configuration.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Key returns the master key.
+func (r *Repository) Key() *crypto.Key { return r.key }
+
+// KeyID names the key file that opened the repository.
+func (r *Repository) KeyID() string { return r.keyID }
+
+// Chunker returns the repository's chunker table.
+func (r *Repository) Chunker() *chunker.Table { return r.chunks }
+
+// Index returns the in-memory index.
+func (r *Repository) Index() *Index { return r.idx }
+
+// Backend returns the (possibly cached) backend.
+func (r *Repository) Backend() backend.Backend { return r.be }
+
+// Raw returns the backend without the local cache.
+func (r *Repository) Raw() backend.Backend { return r.raw }
+
+// AddedBytes returns the bytes of packs uploaded and of blob plaintext
+// newly stored by this handle.
+func (r *Repository) AddedBytes() (packed, plain int64) {
+	return r.packBytes.Load(), r.blobBytes.Load()
+}
+
+// LoadIndex reads every index file.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	var names []string
+	if err := r.be.List(ctx, backend.Index, func(n string, _ int64) error {
+		names = append(names, n)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list index: %w", err)
+	}
+	for _, n := range names {
+		packs, err := r.LoadIndexFile(ctx, n)
+		if err != nil {
+			// A damaged index file must not make the repository unusable:
+			// its blobs count as absent (a backup stores them again, check
+			// and restore name what is affected).
+			if errors.Is(err, ErrCorrupt) || errors.Is(err, crypto.ErrUnauthenticated) {
+				r.indexErrs = append(r.indexErrs, err)
+				continue
+			}
+			return err
+		}
+		for _, p := range packs {
+			r.idx.add(p)
+		}
+	}
+	return nil
+}
+
+// IndexErrors returns the damaged index files skipped when opening.
+func (r *Repository) IndexErrors() []error { return r.indexErrs }
+
+// LoadIndexFile reads and decodes one index file.
+func (r *Repository) LoadIndexFile(ctx context.Context, name string) ([]IndexPack, error) {
+	plain, err := r.LoadUnpacked(ctx, backend.Index, name)
+	if err != nil {
+		return nil, err
+	}
+	packs, err := DecodeIndex(plain)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", name, err)
+	}
+	return packs, nil
+}
+
+// SaveUnpacked stores a small object (snapshot, index) and returns its name.
+func (r *Repository) SaveUnpacked(ctx context.Context, t backend.FileType, plaintext []byte) (blob.ID, error) {
+	return r.saveUnpackedTo(ctx, r.be, t, plaintext)
+}
+
+func (r *Repository) saveUnpackedTo(ctx context.Context, be backend.Backend, t backend.FileType, plaintext []byte) (blob.ID, error) {
+	sealed := r.key.Seal(nil, r.trees.pack(nil, plaintext, true))
+	id := blob.ID(sha256.Sum256(sealed))
+	if err := be.Save(ctx, backend.Handle{Type: t, Name: id.String()}, sealed); err != nil && !errors.Is(err, backend.ErrExists) {
+		return id, err
+	}
+	return id, nil
+}
+
+// LoadUnpacked reads, verifies and decrypts a small object.
+func (r *Repository) LoadUnpacked(ctx context.Context, t backend.FileType, name string) ([]byte, error) {
+	h := backend.Handle{Type: t, Name: name}
+	plain, err := r.loadUnpacked(ctx, r.be, h)
+	if err != nil && r.be != r.raw && !errors.Is(err, backend.ErrNotFound) {
+		evict(r.be, h)
+		plain, err = r.loadUnpacked(ctx, r.raw, h)
+	}
+	return plain, err
+}
+
+func (r *Repository) loadUnpacked(ctx context.Context, be backend.Backend, h backend.Handle) ([]byte, error) {
+	sealed, err := backend.LoadAll(ctx, be, h)
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(sealed); hex.EncodeToString(sum[:]) != h.Name {
+		return nil, fmt.Errorf("%s: content does not match its name: %w", h, ErrCorrupt)
+	}
+	packed, err := r.key.Open(nil, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", h, err, ErrCorrupt)
+	}
+	plain, err := r.trees.unpack(nil, packed, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h, err)
+	}
+	return plain, nil
+}
+
+// evicter is implemented by caching backends.
+type evicter interface{ Evict(backend.Handle) }
+
+func evict(be backend.Backend, h backend.Handle) {
+	if e, ok := be.(evicter); ok {
+		e.Evict(h)
+	}
+}
+
+// PackType returns the backend namespace holding packs of blob type t.
+func PackType(t blob.Type) backend.FileType {
+	if t == blob.Tree {
+		return backend.Tree
+	}
+	return backend.Data
+}
+
+// LoadBlob reads, authenticates, decompresses and verifies one blob.
+func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID) ([]byte, error) {
+	loc, ok := r.idx.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("%s blob %s is not in the index: %w", t, id.Short(), backend.ErrNotFound)
+	}
+	if loc.Type != t {
+		return nil, fmt.Errorf("blob %s is a %s blob, not %s: %w", id.Short(), loc.Type, t, ErrCorrupt)
+	}
+	h := backend.Handle{Type: PackType(t), Name: loc.Pack.String()}
+	plain, err := r.loadBlobFrom(ctx, r.be, h, id, loc)
+	if err != nil && r.be != r.raw && !errors.Is(err, context.Canceled) {
+		evict(r.be, h)
+		plain, err = r.loadBlobFrom(ctx, r.raw, h, id, loc)
+	}
+	return plain, err
+}
+
+func (r *Repository) loadBlobFrom(ctx context.Context, be backend.Backend, h backend.Handle, id blob.ID, loc Location) ([]byte, error) {
+	sealed, err := be.Load(ctx, h, int64(loc.Offset), int64(loc.Length))
+	if err != nil {
+		return nil, fmt.Errorf("load blob %s from pack %s: %w", id.Short(), loc.Pack.Short(), err)
+	}
+	return r.DecodeBlob(sealed, id, loc.Type, int(loc.RawLen))
+}
+
+// DecodeBlob authenticates, decompresses and verifies a stored blob.
+func (r *Repository) DecodeBlob(sealed []byte, id blob.ID, t blob.Type, rawLen int) ([]byte, error) {
+	packed, err := r.key.Open(nil, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w: %w", id.Short(), err, ErrCorrupt)
+	}
+	c := r.data
+	if t == blob.Tree {
+		c = r.trees
+	}
+	plain, err := c.unpack(make([]byte, 0, rawLen), packed, rawLen)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", id.Short(), err)
+	}
+	if got := r.key.ID(plain); got != id {
+		return nil, fmt.Errorf("blob %s: content hashes to %s: %w", id.Short(), got.Short(), ErrCorrupt)
+	}
+	return plain, nil
+}
+
+// HasBlob reports whether a blob is stored or being stored.
+func (r *Repository) HasBlob(id blob.ID) bool {
+	if r.idx.Has(id) {
+		return true
+	}
+	r.mu.Lock()
+	_, ok := r.pending[id]
+	r.mu.Unlock()
+	return ok
+}
+
+// SaveBlob stores plaintext as blob id unless the repository already has
+// it. It reports whether the blob was new. Safe for concurrent use.
+func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plaintext []byte) (bool, error) {
+	r.mu.Lock()
+	if r.err != nil {
+		err := r.err
+		r.mu.Unlock()
+		return false, err
+	}
+	if _, ok := r.pending[id]; ok || r.idx.Has(id) {
+		r.mu.Unlock()
+		return false, nil
+	}
+	r.pending[id] = struct{}{}
+	r.mu.Unlock()
+
+	c := r.data
+	compress := !r.noComp
+	if t == blob.Tree {
+		c, compress = r.trees, true
+	}
+	packed := c.pack(make([]byte, 0, len(plaintext)+1), plaintext, compress)
+	sealed := r.key.Seal(make([]byte, 0, len(packed)+crypto.Overhead), packed)
+	r.blobBytes.Add(int64(len(plaintext)))
+
+	r.mu.Lock()
+	p := r.packers[t]
+	if p == nil {
+		p = newPacker(t, r.cfg.PackSize)
+		r.packers[t] = p
+	}
+	p.add(t, id, sealed, len(plaintext))
+	var full *packer
+	if p.full() {
+		full = p
+		delete(r.packers, t)
+	}
+	r.mu.Unlock()
+	if full != nil {
+		if err := r.upload(ctx, full); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// upload finishes a pack and stores it in the background; at most two
+// uploads run at once, which bounds memory to a few packs.
+func (r *Repository) upload(ctx context.Context, p *packer) error {
+	select {
+	case r.uploadSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.uploads.Add(1)
+	go func() {
+		defer r.uploads.Done()
+		defer func() { <-r.uploadSlots }()
+		data := p.finish(r.key)
+		id := blob.ID(sha256.Sum256(data))
+		h := backend.Handle{Type: PackType(p.typ), Name: id.String()}
+		err := r.be.Save(ctx, h, data)
+		if errors.Is(err, backend.ErrExists) {
+			err = nil // identical content already stored
+		}
+		r.mu.Lock()
+		if err != nil {
+			if r.err == nil {
+				r.err = fmt.Errorf("save pack %s: %w", id.Short(), err)
+			}
+			r.mu.Unlock()
+			return
+		}
+		ip := IndexPack{ID: id, Blobs: p.blobs}
+		r.idx.add(ip)
+		for _, b := range p.blobs {
+			delete(r.pending, b.ID)
+		}
+		r.newPacks = append(r.newPacks, ip)
+		var flush []IndexPack
+		if len(r.newPacks) >= 64 {
+			flush, r.newPacks = r.newPacks, nil
+		}
+		r.mu.Unlock()
+		r.packBytes.Add(int64(len(data)))
+		if flush != nil {
+			if err := r.writeIndex(ctx, flush); err != nil {
+				r.mu.Lock()
+				if r.err == nil {
+					r.err = err
+				}
+				r.mu.Unlock()
+			}
+		}
+	}()
+	return nil
+}
+
+func (r *Repository) writeIndex(ctx context.Context, packs []IndexPack) error {
+	r.indexMu.Lock()
+	defer r.indexMu.Unlock()
+	if _, err := r.SaveUnpacked(ctx, backend.Index, EncodeIndex(packs)); err != nil {
+		return fmt.Errorf("save index: %w", err)
+	}
+	return nil
+}
+
+// Flush stores all pending blobs and writes an index for them. After Flush
+// returns nil, every blob saved so far is durable and indexed.
+func (r *Repository) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	var ps []*packer
+	for t, p := range r.packers {
+		ps = append(ps, p)
+		delete(r.packers, t)
+	}
+	r.mu.Unlock()
+	for _, p := range ps {
+		if err := r.upload(ctx, p); err != nil {
+			return err
+		}
+	}
+	r.uploads.Wait()
+	r.mu.Lock()
+	err, packs := r.err, r.newPacks
+	r.newPacks = nil
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(packs) > 0 {
+		return r.writeIndex(ctx, packs)
+	}
+	return nil
+}
+
+// Close waits for uploads in flight and closes the backend. It does not
+// flush: a repository closed without Flush keeps only unreferenced packs.
+func (r *Repository) Close() error {
+	r.uploads.Wait()
+	return r.be.Close()
+}
+
+// packer accumulates blobs of one type into a pack.
+type packer struct {
+	typ   blob.Type
+	limit int
+	buf   []byte
+	blobs []PackedBlob
+}
+
+func newPacker(t blob.Type, limit int) *packer {
+	return &packer{typ: t, limit: limit, buf: make([]byte, 0, limit+limit/8)}
+}
+
+func (p *packer) add(t blob.Type, id blob.ID, sealed []byte, rawLen int) {
+	p.blobs = append(p.blobs, PackedBlob{Type: t, ID: id, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)), RawLen: uint32(rawLen)})
+	p.buf = append(p.buf, sealed...)
+}
+
+func (p *packer) full() bool { return len(p.buf) >= p.limit }
+
+func (p *packer) finish(key *crypto.Key) []byte {
+	hdr := key.Seal(nil, encodePackHeader(p.blobs))
+	p.buf = append(p.buf, hdr...)
+	return binary.LittleEndian.AppendUint32(p.buf, uint32(len(hdr)))
+}

@@ -1,0 +1,785 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/repo"
+	"github.com/tidemark/tidemark/internal/snapshot"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure one restore.
+type Options struct {
+	// Target is the directory to restore into; it is created if missing.
+	// Target itself may be a symlink; nothing below it is ever followed.
+	Target string
+	// Include lists snapshot paths (slash-separated, relative to the root
+	// tree, e.g. "home/u/docs") to restore, with the directories leading to
+	// them; empty means everything.
+	Include []string
+	// Overwrite replaces existing non-directory entries at the target.
+	// Without it an existing entry is reported as an error and left alone.
+	// Existing directories are always merged into.
+	Overwrite bool
+	// Owners restores uid and gid (needs root).
+	Owners bool
+	// Workers is the number of parallel file writers (default: CPUs + 1).
+	Workers int
+	// Progress, if set, is updated as the restore proceeds.
+	Progress *Progress
+}
+
+// Progress counters, safe to read concurrently.
+type Progress struct {
+	Files atomic.Uint64
+	Dirs  atomic.Uint64
+	Bytes atomic.Uint64
+}
+
+// FileError is a problem with one entry that did not stop the restore.
+type FileError struct {
+	Path string `json:"path"`
+	Err  string `json:"error"`
+}
+
+// Result is the outcome of a restore. Files, Dirs, Other and Bytes count
+// what was restored; Bytes includes every hard link's size, as snapshot
+// totals do.
+type Result struct {
+	Files, Dirs, Other, Bytes uint64
+	// Errors is sorted by path.
+	Errors []FileError
+}
+
+var (
+	errExists = errors.New("exists; not overwritten (use --overwrite)")
+	errIsDir  = errors.New("a directory is in the way; not replaced")
+)
+
+const (
+	dirFlags  = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fileFlags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+)
+
+type restorer struct {
+	repo   *repo.Repository
+	opt    Options
+	prog   *Progress
+	target string // Target without a trailing slash, for messages
+	rootfd int
+	jobs   chan fileJob
+
+	// links maps a hard-link group (the snapshot path its nodes name as
+	// HardLink) to the file restored for it; only the walker uses it.
+	links map[string]*leader
+
+	mu   sync.Mutex
+	errs []FileError
+
+	files, dirs, other, bytes atomic.Uint64
+}
+
+// dirJob is a directory being restored. It stays open until its last child
+// is done, then gets its metadata.
+type dirJob struct {
+	path   string         // snapshot path, "" for the target itself
+	name   string         // name in parent
+	node   *snapshot.Node // nil for the target itself
+	parent *dirJob
+	fd     int
+	// pending counts unfinished children plus one held by the walker.
+	pending atomic.Int32
+}
+
+// leader is the first restored file of a hard-link group. done is closed
+// once its content is written; ok (set before) says it succeeded.
+type leader struct {
+	dir      *dirJob
+	path     string
+	done     chan struct{}
+	ok       bool
+	dev, ino uint64
+}
+
+// fileJob is a regular file handed to a worker: either fd is an empty file
+// the walker created, or linkTo names the file to hard-link to.
+type fileJob struct {
+	dir    *dirJob
+	node   *snapshot.Node
+	path   string
+	fd     int
+	lead   *leader // set when this file is its group's leader
+	linkTo *leader
+}
+
+// Run restores the tree with root ID tree from r into opt.Target. It
+// returns an error only for fatal problems (target unusable, bad include
+// path, unreadable root tree, context cancelled); problems with single
+// entries are listed in Result.Errors and do not stop the restore. After a
+// cancellation the partial Result is returned along with the error.
+func Run(ctx context.Context, r *repo.Repository, tree blob.ID, opt Options) (*Result, error) {
+	if opt.Target == "" {
+		return nil, errors.New("restore: no target directory")
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.NumCPU() + 1
+	}
+	root, err := snapshot.LoadTree(ctx, r, tree)
+	if err != nil {
+		return nil, fmt.Errorf("restore: root %w", err)
+	}
+	sel, err := selectPaths(ctx, r, tree, opt.Include)
+	if err != nil {
+		return nil, err
+	}
+	// Only now, with every include path known to exist, touch the target.
+	if err := os.MkdirAll(opt.Target, 0o700); err != nil {
+		return nil, fmt.Errorf("restore %s: %w", opt.Target, err)
+	}
+	fd, err := openat(unix.AT_FDCWD, opt.Target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", opt.Target, err)
+	}
+	prog := opt.Progress
+	if prog == nil {
+		prog = &Progress{}
+	}
+	target := strings.TrimRight(opt.Target, "/")
+	w := &restorer{repo: r, opt: opt, prog: prog, target: target, rootfd: fd,
+		jobs: make(chan fileJob, 4*opt.Workers), links: map[string]*leader{}}
+
+	var workers sync.WaitGroup
+	for range opt.Workers {
+		workers.Go(func() { w.worker(ctx) })
+	}
+	top := &dirJob{fd: fd}
+	top.pending.Store(1)
+	w.walk(ctx, top, root, sel)
+	top.childDone(w)
+	close(w.jobs)
+	workers.Wait()
+	unix.Close(fd)
+
+	res := &Result{Files: w.files.Load(), Dirs: w.dirs.Load(), Other: w.other.Load(), Bytes: w.bytes.Load()}
+	w.mu.Lock()
+	res.Errors = w.errs
+	w.mu.Unlock()
+	sort.SliceStable(res.Errors, func(i, j int) bool { return res.Errors[i].Path < res.Errors[j].Path })
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("restore %s: %w", opt.Target, err)
+	}
+	return res, nil
+}
+
+// selector marks the part of a tree to restore: everything below an entry
+// with all set, only the named children otherwise.
+type selector struct {
+	all      bool
+	children map[string]*selector
+}
+
+// selectPaths checks the include paths against the snapshot and builds
+// their selector; nil means everything.
+func selectPaths(ctx context.Context, r *repo.Repository, tree blob.ID, include []string) (*selector, error) {
+	if len(include) == 0 {
+		return nil, nil
+	}
+	top := &selector{children: map[string]*selector{}}
+	everything := false
+	for _, inc := range include {
+		parts, err := splitInclude(inc)
+		if err != nil {
+			return nil, err
+		}
+		if len(parts) == 0 {
+			everything = true
+			continue
+		}
+		if _, err := snapshot.FindPath(ctx, r, tree, strings.Join(parts, "/")); err != nil {
+			return nil, fmt.Errorf("restore: include %q: %w", inc, err)
+		}
+		s := top
+		for _, part := range parts {
+			if s.all {
+				break
+			}
+			c := s.children[part]
+			if c == nil {
+				c = &selector{children: map[string]*selector{}}
+				s.children[part] = c
+			}
+			s = c
+		}
+		s.all, s.children = true, nil
+	}
+	if everything {
+		return nil, nil
+	}
+	return top, nil
+}
+
+// splitInclude splits an include path into names. A leading slash is
+// accepted since snapshot trees mirror absolute paths; ".." is refused
+// rather than resolved, as it most likely means a mistake.
+func splitInclude(inc string) ([]string, error) {
+	var parts []string
+	for _, p := range strings.Split(inc, "/") {
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			return nil, fmt.Errorf("restore: include %q: \"..\" is not allowed", inc)
+		}
+		if err := snapshot.ValidName(p); err != nil {
+			return nil, fmt.Errorf("restore: include %q: %w", inc, err)
+		}
+		parts = append(parts, p)
+	}
+	return parts, nil
+}
+
+func joinSnap(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// display turns a snapshot path into the path written at the target.
+func (w *restorer) display(p string) string { return w.target + "/" + p }
+
+func (w *restorer) report(p string, err error) {
+	w.mu.Lock()
+	w.errs = append(w.errs, FileError{Path: w.display(p), Err: err.Error()})
+	w.mu.Unlock()
+}
+
+// walk restores the entries of tree t into directory d, depth-first in
+// name order, which is the order hard-link groups were recorded in.
+func (w *restorer) walk(ctx context.Context, d *dirJob, t *snapshot.Tree, sel *selector) {
+	for i := range t.Nodes {
+		if ctx.Err() != nil {
+			return
+		}
+		n := &t.Nodes[i]
+		var sub *selector
+		if sel != nil {
+			s, ok := sel.children[n.Name]
+			if !ok {
+				continue
+			}
+			if !s.all {
+				sub = s
+			}
+		}
+		p := joinSnap(d.path, n.Name)
+		// DecodeTree already refuses these names; checking again keeps
+		// this package safe on its own.
+		if err := snapshot.ValidName(n.Name); err != nil {
+			w.report(p, err)
+			continue
+		}
+		if sub != nil && n.Type != snapshot.Dir {
+			w.report(p, errors.New("not a directory, but an included path lies below it"))
+			continue
+		}
+		switch n.Type {
+		case snapshot.Dir:
+			w.restoreDir(ctx, d, n, p, sub)
+		case snapshot.File:
+			w.restoreFile(ctx, d, n, p)
+		default:
+			w.restoreOther(d, n, p)
+		}
+	}
+}
+
+func (w *restorer) restoreDir(ctx context.Context, parent *dirJob, n *snapshot.Node, p string, sel *selector) {
+	fd, err := w.makeDir(parent.fd, n.Name)
+	if err != nil {
+		w.report(p, err)
+		return
+	}
+	w.dirs.Add(1)
+	w.prog.Dirs.Add(1)
+	d := &dirJob{path: p, name: n.Name, node: n, parent: parent, fd: fd}
+	d.pending.Store(1)
+	parent.pending.Add(1)
+	t, err := snapshot.LoadTree(ctx, w.repo, n.Subtree)
+	switch {
+	case err == nil:
+		w.walk(ctx, d, t, sel)
+	case ctx.Err() == nil:
+		w.report(p, fmt.Errorf("contents not restored: %w", err))
+	}
+	d.childDone(w)
+}
+
+// makeDir creates (or, if it exists, merges into) directory name and
+// opens it.
+func (w *restorer) makeDir(dirfd int, name string) (int, error) {
+	err := unix.Mkdirat(dirfd, name, 0o700)
+	if err == unix.EEXIST {
+		var st unix.Stat_t
+		if err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+			switch {
+			case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+				// merge
+			case !w.opt.Overwrite:
+				return -1, errExists
+			default:
+				if err = unix.Unlinkat(dirfd, name, 0); err == nil {
+					err = unix.Mkdirat(dirfd, name, 0o700)
+				}
+			}
+		}
+	}
+	if err != nil {
+		return -1, fmt.Errorf("create directory: %w", err)
+	}
+	fd, err := openat(dirfd, name, dirFlags, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open directory: %w", err)
+	}
+	// A directory merged into (or made under an odd umask) may be closed
+	// to us; it gets its final mode once its contents are restored.
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil && st.Mode&0o700 != 0o700 && int(st.Uid) == os.Geteuid() {
+		_ = unix.Fchmod(fd, st.Mode&0o7777|0o700)
+	}
+	return fd, nil
+}
+
+// childDone records that one child (or the walker) is done with d; the
+// last one applies d's metadata, closes it and tells its parent.
+func (d *dirJob) childDone(w *restorer) {
+	if d.pending.Add(-1) != 0 {
+		return
+	}
+	if d.parent == nil {
+		// The target itself: its metadata is not the snapshot's.
+		return
+	}
+	if err := w.setMeta(d.parent.fd, d.name, d.fd, d.node); err != nil {
+		w.report(d.path, err)
+	}
+	unix.Close(d.fd)
+	d.parent.childDone(w)
+}
+
+// linkKey names the hard-link group of a file node, "" for none.
+func linkKey(n *snapshot.Node, p string) string {
+	switch {
+	case n.HardLink != "":
+		return n.HardLink
+	case n.MultiLink:
+		return p
+	}
+	return ""
+}
+
+// restoreFile creates the file (so existing entries are dealt with in walk
+// order) and hands it to a worker, or queues a hard link to its group's
+// leader.
+func (w *restorer) restoreFile(ctx context.Context, d *dirJob, n *snapshot.Node, p string) {
+	j := fileJob{dir: d, node: n, path: p, fd: -1}
+	key := linkKey(n, p)
+	if ld := w.links[key]; key != "" && ld != nil {
+		j.linkTo = ld
+	} else {
+		fd, err := w.createFile(d.fd, n.Name)
+		if err != nil {
+			w.report(p, err)
+			return
+		}
+		j.fd = fd
+		if key != "" {
+			j.lead = &leader{dir: d, path: p, done: make(chan struct{})}
+			w.links[key] = j.lead
+		}
+	}
+	d.pending.Add(1)
+	select {
+	case w.jobs <- j:
+	case <-ctx.Done():
+		w.abandon(j)
+		d.pending.Add(-1) // the walker still holds d
+	}
+}
+
+func (w *restorer) createFile(dirfd int, name string) (int, error) {
+	fd := -1
+	err := w.place(dirfd, name, "create file", func() error {
+		var err error
+		fd, err = openat(dirfd, name, fileFlags, 0o600)
+		return err
+	})
+	return fd, err
+}
+
+// place runs create for name in dirfd. If something is there already it is
+// unlinked (not followed) and create retried when Overwrite allows it;
+// directories are never removed.
+func (w *restorer) place(dirfd int, name, op string, create func() error) error {
+	err := create()
+	if err == nil {
+		return nil
+	}
+	if err != unix.EEXIST {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("%s: inspect existing entry: %w", op, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return errIsDir
+	}
+	if !w.opt.Overwrite {
+		return errExists
+	}
+	if err := unix.Unlinkat(dirfd, name, 0); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("%s: remove existing entry: %w", op, err)
+	}
+	if err := create(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// abandon undoes a job that will not run: an empty file is not the
+// snapshot's content, so it goes.
+func (w *restorer) abandon(j fileJob) {
+	if j.fd >= 0 {
+		unix.Close(j.fd)
+		unix.Unlinkat(j.dir.fd, j.node.Name, 0)
+	}
+	if j.lead != nil {
+		close(j.lead.done)
+	}
+}
+
+func (w *restorer) worker(ctx context.Context) {
+	for j := range w.jobs {
+		switch {
+		case ctx.Err() != nil:
+			w.abandon(j)
+		case j.linkTo != nil:
+			w.linkFile(ctx, j)
+		default:
+			w.writeFile(ctx, j)
+		}
+		j.dir.childDone(w)
+	}
+}
+
+// writeFile fills the file the walker created and sets its metadata. On
+// failure the file is removed: a restore never leaves wrong content behind.
+func (w *restorer) writeFile(ctx context.Context, j fileJob) {
+	n := j.node
+	ok := false
+	if j.lead != nil {
+		defer func() {
+			j.lead.ok = ok
+			close(j.lead.done)
+		}()
+	}
+	err := w.writeContent(ctx, j.fd, n)
+	if err == nil && j.lead != nil {
+		var st unix.Stat_t
+		if err = unix.Fstat(j.fd, &st); err == nil {
+			j.lead.dev, j.lead.ino = st.Dev, st.Ino
+		}
+	}
+	if err != nil {
+		unix.Close(j.fd)
+		if uerr := unix.Unlinkat(j.dir.fd, n.Name, 0); uerr != nil && uerr != unix.ENOENT {
+			err = fmt.Errorf("%w; removing the incomplete file failed: %w", err, uerr)
+		}
+		if ctx.Err() == nil {
+			w.report(j.path, err)
+		}
+		return
+	}
+	metaErr := w.setMeta(j.dir.fd, n.Name, j.fd, n)
+	if err := unix.Close(j.fd); err != nil {
+		metaErr = errors.Join(metaErr, fmt.Errorf("close: %w", err))
+	}
+	if metaErr != nil {
+		w.report(j.path, metaErr)
+	}
+	ok = true
+	w.files.Add(1)
+	w.bytes.Add(n.Size)
+	w.prog.Files.Add(1)
+}
+
+var zeros [64 << 10]byte
+
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		k := min(len(b), len(zeros))
+		if !bytes.Equal(b[:k], zeros[:k]) {
+			return false
+		}
+		b = b[k:]
+	}
+	return true
+}
+
+// writeContent writes n's chunks in order. All-zero chunks are skipped and
+// the size set with ftruncate at the end, which leaves holes where the
+// source most likely had them.
+func (w *restorer) writeContent(ctx context.Context, fd int, n *snapshot.Node) error {
+	var off uint64
+	for _, id := range n.Content {
+		data, err := w.repo.LoadBlob(ctx, blob.Data, id)
+		if err != nil {
+			return fmt.Errorf("load content: %w", err)
+		}
+		if off+uint64(len(data)) > n.Size {
+			return fmt.Errorf("content exceeds the recorded size %d: %w", n.Size, repo.ErrCorrupt)
+		}
+		if !isZero(data) {
+			if err := pwriteAll(fd, data, int64(off)); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+		}
+		off += uint64(len(data))
+		w.prog.Bytes.Add(uint64(len(data)))
+	}
+	if off != n.Size {
+		return fmt.Errorf("content is %d bytes, the recorded size is %d: %w", off, n.Size, repo.ErrCorrupt)
+	}
+	if err := unix.Ftruncate(fd, int64(off)); err != nil {
+		return fmt.Errorf("truncate: %w", err)
+	}
+	return nil
+}
+
+func pwriteAll(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// linkFile waits for the group's leader and links to it. If the leader
+// failed, or cannot be linked to (too many links, another filesystem
+// mounted inside the target), the content is written as a separate file.
+func (w *restorer) linkFile(ctx context.Context, j fileJob) {
+	ld := j.linkTo
+	select {
+	case <-ld.done:
+	case <-ctx.Done():
+		return
+	}
+	if ld.ok {
+		err := w.link(ld, j)
+		if err == nil {
+			w.files.Add(1)
+			w.bytes.Add(j.node.Size)
+			w.prog.Files.Add(1)
+			w.prog.Bytes.Add(j.node.Size)
+			return
+		}
+		if errors.Is(err, errExists) || errors.Is(err, errIsDir) {
+			w.report(j.path, err)
+			return
+		}
+	}
+	fd, err := w.createFile(j.dir.fd, j.node.Name)
+	if err != nil {
+		w.report(j.path, err)
+		return
+	}
+	j.fd, j.linkTo = fd, nil
+	w.writeFile(ctx, j)
+}
+
+// link creates j's entry as a hard link to the leader, after checking the
+// leader's name still holds the inode that was written.
+func (w *restorer) link(ld *leader, j fileJob) error {
+	olddir := j.dir.fd
+	if ld.dir != j.dir {
+		fd, err := w.openPath(path.Dir(ld.path))
+		if err != nil {
+			return fmt.Errorf("open directory of %s: %w", w.display(ld.path), err)
+		}
+		defer unix.Close(fd)
+		olddir = fd
+	}
+	oldname := path.Base(ld.path)
+	var st unix.Stat_t
+	if err := unix.Fstatat(olddir, oldname, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("stat %s: %w", w.display(ld.path), err)
+	}
+	if st.Dev != ld.dev || st.Ino != ld.ino {
+		return fmt.Errorf("%s was replaced during the restore", w.display(ld.path))
+	}
+	return w.place(j.dir.fd, j.node.Name, "link", func() error {
+		return unix.Linkat(olddir, oldname, j.dir.fd, j.node.Name, 0)
+	})
+}
+
+// openPath opens the directory at snapshot path p (relative to the target)
+// one component at a time, never following a symlink.
+func (w *restorer) openPath(p string) (int, error) {
+	fd, err := unix.Dup(w.rootfd)
+	if err != nil || p == "." {
+		return fd, err
+	}
+	for _, name := range strings.Split(p, "/") {
+		next, err := openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	return fd, nil
+}
+
+// restoreOther creates a symlink, fifo, socket or device node.
+func (w *restorer) restoreOther(d *dirJob, n *snapshot.Node, p string) {
+	mknod := func(typ uint32, dev uint64) func() error {
+		return func() error { return unix.Mknodat(d.fd, n.Name, typ|0o600, int(dev)) }
+	}
+	var create func() error
+	op := "create " + n.Type.String()
+	switch n.Type {
+	case snapshot.Symlink:
+		create = func() error { return unix.Symlinkat(n.Target, d.fd, n.Name) }
+	case snapshot.Fifo:
+		create = mknod(unix.S_IFIFO, 0)
+	case snapshot.Socket:
+		create = mknod(unix.S_IFSOCK, 0)
+	case snapshot.CharDev:
+		create = mknod(unix.S_IFCHR, n.Rdev)
+	case snapshot.BlockDev:
+		create = mknod(unix.S_IFBLK, n.Rdev)
+	default:
+		w.report(p, fmt.Errorf("unknown entry type %s", n.Type))
+		return
+	}
+	if err := w.place(d.fd, n.Name, op, create); err != nil {
+		if (n.Type == snapshot.CharDev || n.Type == snapshot.BlockDev) && errors.Is(err, unix.EPERM) {
+			err = fmt.Errorf("%w (creating devices needs root)", err)
+		}
+		w.report(p, err)
+		return
+	}
+	if err := w.setMeta(d.fd, n.Name, -1, n); err != nil {
+		w.report(p, err)
+	}
+	w.other.Add(1)
+}
+
+// setMeta restores owner, xattrs, mode and mtime of name in dirfd, using
+// fd (the entry itself) when it is open. The order matters: chown clears
+// setuid/setgid bits and file capabilities, and user xattrs need write
+// permission, so the mode comes after both; the mtime comes last.
+func (w *restorer) setMeta(dirfd int, name string, fd int, n *snapshot.Node) error {
+	var errs []error
+	if w.opt.Owners {
+		var err error
+		if fd >= 0 {
+			err = unix.Fchown(fd, int(n.UID), int(n.GID))
+		} else {
+			err = unix.Fchownat(dirfd, name, int(n.UID), int(n.GID), unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("chown: %w", err))
+		}
+	}
+	for _, x := range n.Xattrs {
+		var err error
+		if fd >= 0 {
+			err = unix.Fsetxattr(fd, x.Name, x.Value, 0)
+		} else {
+			// There are no *at xattr calls; /proc/self/fd keeps this
+			// relative to dirfd, and Lsetxattr does not follow name.
+			err = unix.Lsetxattr(procPath(dirfd)+"/"+name, x.Name, x.Value, 0)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("set xattr %s: %w", x.Name, err))
+		}
+	}
+	if n.Type != snapshot.Symlink { // symlink modes mean nothing on Linux
+		mode := n.Mode & 0o7777
+		var err error
+		if fd >= 0 {
+			err = unix.Fchmod(fd, mode)
+		} else {
+			err = chmodNoFollow(dirfd, name, mode)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("chmod: %w", err))
+		}
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(n.MTime)}
+	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		errs = append(errs, fmt.Errorf("set mtime: %w", err))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("restore metadata: %w", errors.Join(errs...))
+}
+
+// chmodNoFollow changes the mode of name without following a symlink.
+func chmodNoFollow(dirfd int, name string, mode uint32) error {
+	err := unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+	if err != unix.EOPNOTSUPP && err != unix.ENOSYS {
+		return err
+	}
+	// Kernels before 6.6 lack fchmodat2: chmod through an O_PATH descriptor
+	// of the entry itself, as glibc does.
+	fd, err := openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return unix.EOPNOTSUPP
+	}
+	return unix.Fchmodat(unix.AT_FDCWD, procPath(fd), mode, 0)
+}
+
+func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+func openat(dirfd int, name string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, flags, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}

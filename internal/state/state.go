@@ -1,0 +1,193 @@
+// Package state is Tidemark's local SQLite database: backup history and
+// the per-directory stat cache that lets a backup skip reading unchanged
+// files. Everything in it can be discarded; the repository is the truth,
+// and a missing stat cache only means files are read again.
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tidemark/tidemark/internal/blob"
+	_ "modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
+)
+
+// DB is an open state database.
+type DB struct {
+	db  *sql.DB
+	get *sql.Stmt
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS backups (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	snapshot TEXT NOT NULL,
+	time TEXT NOT NULL,
+	host TEXT NOT NULL,
+	roots TEXT NOT NULL,
+	mode TEXT NOT NULL,
+	reason TEXT NOT NULL,
+	files_new INTEGER, files_changed INTEGER, files_unchanged INTEGER,
+	bytes_read INTEGER, bytes_added INTEGER,
+	total_bytes INTEGER, total_files INTEGER,
+	errors INTEGER,
+	duration_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS dirstats (
+	backup_set BLOB NOT NULL,
+	path BLOB NOT NULL,
+	tree BLOB NOT NULL,
+	entries BLOB NOT NULL,
+	PRIMARY KEY (backup_set, path)
+) WITHOUT ROWID;
+`
+
+// Open opens or creates the database at path.
+func Open(path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state database %s: %w (delete it to start afresh)", path, err)
+	}
+	get, err := db.Prepare(`SELECT tree, entries FROM dirstats WHERE backup_set = ? AND path = ?`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	return &DB{db: db, get: get}, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error {
+	d.get.Close()
+	return d.db.Close()
+}
+
+// Backup is one row of backup history.
+type Backup struct {
+	Snapshot       string        `json:"snapshot"`
+	Time           time.Time     `json:"time"`
+	Host           string        `json:"host"`
+	Roots          []string      `json:"roots"`
+	Mode           string        `json:"mode"`
+	Reason         string        `json:"reason"`
+	FilesNew       uint64        `json:"files_new"`
+	FilesChanged   uint64        `json:"files_changed"`
+	FilesUnchanged uint64        `json:"files_unchanged"`
+	BytesRead      uint64        `json:"bytes_read"`
+	BytesAdded     uint64        `json:"bytes_added"`
+	TotalBytes     uint64        `json:"total_bytes"`
+	TotalFiles     uint64        `json:"total_files"`
+	Errors         uint64        `json:"errors"`
+	Duration       time.Duration `json:"duration_ns"`
+}
+
+// RecordBackup appends a history row.
+func (d *DB) RecordBackup(ctx context.Context, b Backup) error {
+	roots, _ := json.Marshal(b.Roots)
+	_, err := d.db.ExecContext(ctx, `INSERT INTO backups (snapshot, time, host, roots, mode, reason, files_new, files_changed,
+		files_unchanged, bytes_read, bytes_added, total_bytes, total_files, errors, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		b.Snapshot, b.Time.UTC().Format(time.RFC3339Nano), b.Host, string(roots), b.Mode, b.Reason,
+		int64(b.FilesNew), int64(b.FilesChanged), int64(b.FilesUnchanged), int64(b.BytesRead), int64(b.BytesAdded),
+		int64(b.TotalBytes), int64(b.TotalFiles), int64(b.Errors), b.Duration.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("record backup history: %w", err)
+	}
+	return nil
+}
+
+// History returns the last n backups, newest first.
+func (d *DB) History(ctx context.Context, n int) ([]Backup, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT snapshot, time, host, roots, mode, reason, files_new, files_changed, files_unchanged,
+		bytes_read, bytes_added, total_bytes, total_files, errors, duration_ms FROM backups ORDER BY id DESC LIMIT ?`, n)
+	if err != nil {
+		return nil, fmt.Errorf("read backup history: %w", err)
+	}
+	defer rows.Close()
+	var out []Backup
+	for rows.Next() {
+		var b Backup
+		var t, roots string
+		var ms int64
+		if err := rows.Scan(&b.Snapshot, &t, &b.Host, &roots, &b.Mode, &b.Reason, &b.FilesNew, &b.FilesChanged, &b.FilesUnchanged,
+			&b.BytesRead, &b.BytesAdded, &b.TotalBytes, &b.TotalFiles, &b.Errors, &ms); err != nil {
+			return nil, fmt.Errorf("read backup history: %w", err)
+		}
+		b.Time, _ = time.Parse(time.RFC3339Nano, t)
+		_ = json.Unmarshal([]byte(roots), &b.Roots)
+		b.Duration = time.Duration(ms) * time.Millisecond
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// DirStats returns the stat cache row of one directory of a backup set:
+// the tree ID the row was recorded with and its encoded entries.
+func (d *DB) DirStats(set []byte, path string) (blob.ID, []byte, bool, error) {
+	var tree, entries []byte
+	err := d.get.QueryRow(set, []byte(path)).Scan(&tree, &entries)
+	if errors.Is(err, sql.ErrNoRows) {
+		return blob.Null, nil, false, nil
+	}
+	if err != nil {
+		return blob.Null, nil, false, fmt.Errorf("read stat cache for %s: %w", path, err)
+	}
+	var id blob.ID
+	if len(tree) != len(id) {
+		return blob.Null, nil, false, nil
+	}
+	copy(id[:], tree)
+	return id, entries, true, nil
+}
+
+// HasDirStats reports whether the set has any stat cache rows.
+func (d *DB) HasDirStats(set []byte) (bool, error) {
+	var n int
+	err := d.db.QueryRow(`SELECT COUNT(*) FROM (SELECT 1 FROM dirstats WHERE backup_set = ? LIMIT 1)`, set).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read stat cache: %w", err)
+	}
+	return n > 0, nil
+}
+
+// DirStatsUpdate is one row to write.
+type DirStatsUpdate struct {
+	Path    string
+	Tree    blob.ID
+	Entries []byte
+}
+
+// PutDirStats writes rows in one transaction.
+func (d *DB) PutDirStats(ctx context.Context, set []byte, rows []DirStatsUpdate) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("write stat cache: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO dirstats (backup_set, path, tree, entries) VALUES (?,?,?,?)`)
+	if err != nil {
+		return fmt.Errorf("write stat cache: %w", err)
+	}
+	defer st.Close()
+	for _, r := range rows {
+		if _, err := st.ExecContext(ctx, set, []byte(r.Path), r.Tree[:], r.Entries); err != nil {
+			return fmt.Errorf("write stat cache for %s: %w", r.Path, err)
+		}
+	}
+	return tx.Commit()
+}
