@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -32,6 +33,7 @@ type app struct {
 	compression  string
 	// insecureKDF makes new keys cheap to derive; for tests only.
 	insecureKDF bool
+	cpuProfile  string
 }
 
 func newApp(out, errOut io.Writer) *app { return &app{out: out, errOut: errOut} }
@@ -53,9 +55,30 @@ func (a *app) root() *cobra.Command {
 	f.StringVar(&a.compression, "compression", "default", "compression: off, fastest, default, better")
 	f.BoolVar(&a.insecureKDF, "insecure-kdf", false, "derive keys with minimal cost (tests only)")
 	_ = f.MarkHidden("insecure-kdf")
+	f.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file")
+	_ = f.MarkHidden("cpu-profile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return a.startProfile() }
+	root.PersistentPostRun = func(*cobra.Command, []string) { a.stopProfile() }
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.diffCmd(), a.statsCmd(),
 		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.historyCmd(), a.demoCmd())
 	return root
+}
+
+func (a *app) startProfile() error {
+	if a.cpuProfile == "" {
+		return nil
+	}
+	f, err := os.Create(a.cpuProfile)
+	if err != nil {
+		return fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return pprof.StartCPUProfile(f)
+}
+
+func (a *app) stopProfile() {
+	if a.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 }
 
 func (a *app) printError(err error, code int) {
@@ -134,9 +157,7 @@ func (a *app) location() (string, error) {
 		return "", fmt.Errorf("no repository given: use -r/--repo or TIDEMARK_REPOSITORY: %w", repo.ErrNoRepository)
 	}
 	loc := a.repoLoc
-	if strings.HasPrefix(loc, "local:") {
-		loc = strings.TrimPrefix(loc, "local:")
-	}
+	loc = strings.TrimPrefix(loc, "local:")
 	if strings.Contains(loc, ":") && !strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, ".") {
 		scheme, _, _ := strings.Cut(loc, ":")
 		return "", fmt.Errorf("repository %q: backend %q is not supported yet (local directories only)", a.repoLoc, scheme)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -28,21 +29,44 @@ func TestKilledBackups(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.mustRun("init")
+	// Each round re-reads everything (--read-all) so there is work to
+	// interrupt; kill at a random moment within the time a backup takes.
+	e.mustRun("backup", src)
 	rng := rand.New(rand.NewPCG(7, 7))
+	writeFresh := func(name string) {
+		fresh := make([]byte, 40<<20)
+		for k := 0; k+8 <= len(fresh); k += 8 {
+			v := rng.Uint64()
+			for b := 0; b < 8; b++ {
+				fresh[k+b] = byte(v >> (8 * b))
+			}
+		}
+		if err := os.WriteFile(filepath.Join(src, name), fresh, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Time one round as the killed ones will run.
+	writeFresh("round-timing.bin")
+	start := time.Now()
+	e.mustRun("backup", "--read-all", src)
+	took := time.Since(start)
 	const kills = 24
 	killed := 0
 	for i := 0; i < kills; i++ {
-		// Change something each round so every backup has work to do.
+		// Change something each round so every backup has work to do,
+		// including new data beyond one pack, so packs are uploaded before
+		// the index that names them.
 		if _, err := gentree.Modify(src, 50, uint64(i)); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(binary, "-r", e.repo, "--password-file", e.password, "--cache-dir", e.cache, "--insecure-kdf", "backup", src)
+		writeFresh(fmt.Sprintf("round%02d.bin", i))
+		cmd := exec.Command(binary, "-r", e.repo, "--password-file", e.password, "--cache-dir", e.cache, "--insecure-kdf", "backup", "--read-all", src)
 		var errOut bytes.Buffer
 		cmd.Stderr = &errOut
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		delay := time.Duration(rng.IntN(1500)) * time.Millisecond
+		delay := time.Duration(rng.Int64N(int64(took)))
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
@@ -70,10 +94,17 @@ func TestKilledBackups(t *testing.T) {
 	e.mustRun("backup", src)
 	r := e.mustRun("check", "--read-data", "--json")
 	var out struct {
-		Summary struct{ UnreferencedPacks int }
+		Summary struct {
+			UnreferencedPacks int `json:"unreferenced_packs"`
+		}
 	}
-	json.Unmarshal([]byte(r.stdout), &out)
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("%d backups killed; %d unreferenced packs left behind", killed, out.Summary.UnreferencedPacks)
+	if out.Summary.UnreferencedPacks == 0 {
+		t.Fatal("no kill landed between a pack upload and its index: the test does not exercise that window")
+	}
 	target := filepath.Join(e.dir, "restore")
 	e.mustRun("restore", "latest", "--target", target)
 	if err := gentree.Compare(src, filepath.Join(target, src)); err != nil {

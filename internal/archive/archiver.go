@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,7 +95,8 @@ type archiver struct {
 	// ctx, which is cancelled when the run returns.
 	storeCtx context.Context
 	jobs     chan fileJob
-	cancel context.CancelCauseFunc
+	prefetch chan prefetchTask
+	cancel   context.CancelCauseFunc
 
 	// links maps (dev, ino) of multiply-linked files to the snapshot path
 	// of their first occurrence; only the walker goroutine uses it.
@@ -141,6 +141,11 @@ type dirJob struct {
 	idx        int
 	onDone     func(blob.ID, snapshot.Aggregates)
 	wasInOldTr bool
+
+	// listing, if prefetched, is this directory's; prefetched holds the
+	// listings of its subdirectories that are under way.
+	listing    *listing
+	prefetched map[string]*listing
 }
 
 // vnode is a level of the path above or at a root.
@@ -193,6 +198,20 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (*Result, error) 
 	defer cancel(nil)
 	a := &archiver{ctx: ctx, storeCtx: storeCtx, repo: r, opt: opt, prog: prog, jobs: make(chan fileJob, 4*opt.Workers), cancel: cancel,
 		links: map[[2]uint64]string{}}
+
+	a.prefetch = make(chan prefetchTask, 256)
+	var prefetchers sync.WaitGroup
+	for i := 0; i < runtime.NumCPU(); i++ {
+		prefetchers.Add(1)
+		go func() {
+			defer prefetchers.Done()
+			a.prefetcher(ctx)
+		}()
+	}
+	defer func() {
+		close(a.prefetch)
+		prefetchers.Wait()
+	}()
 
 	var workers sync.WaitGroup
 	for i := 0; i < opt.Workers; i++ {
@@ -325,20 +344,17 @@ func nodeType(st scan.Stat) snapshot.NodeType {
 func (a *archiver) walk(ctx context.Context, d *dirJob) {
 	defer d.childDone(a)
 	defer d.releaseFD()
+	defer d.dropPrefetched()
 
-	var names []string
-	if d.only != nil {
-		for n := range d.only {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-	} else {
-		var err error
-		names, err = scan.ReadDirNames(d.fd)
-		if err != nil {
-			a.report(d.path, fmt.Errorf("list directory: %w", err), false)
-			names = nil
-		}
+	l := d.listing
+	if l == nil {
+		l = &listing{fd: d.fd}
+		a.fill(ctx, l, d.path, d.only, d.oldTree)
+	}
+	d.listing = nil
+	names := l.names
+	if l.listErr != nil {
+		a.report(d.path, fmt.Errorf("list directory: %w", l.listErr), false)
 	}
 	a.prog.Dirs.Add(1)
 	a.prog.Current.Store(d.path)
@@ -346,30 +362,23 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 	var old *snapshot.Tree
 	var oldRecs []scan.StatRecord
 	if !d.oldTree.IsNull() {
-		t, err := snapshot.LoadTree(ctx, a.repo, d.oldTree)
-		if err != nil {
+		if l.oldErr != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			// The parent is only an optimization: read everything here.
-			a.report(d.path, fmt.Errorf("parent snapshot unusable here, reading all files: %w", err), true)
+			a.report(d.path, fmt.Errorf("parent snapshot unusable here, reading all files: %w", l.oldErr), true)
 		} else {
-			old = t
+			old = l.old
 		}
-		if a.opt.Stats != nil {
-			rowTree, raw, ok, err := a.opt.Stats.DirStats(a.opt.StatSet, d.path)
-			if err != nil {
-				a.fatal(err)
-				return
-			}
-			d.rowTree, d.rowRaw, d.hasRow = rowTree, raw, ok
-			if ok && rowTree == d.oldTree {
-				if recs, err := scan.DecodeStatRecords(raw); err == nil {
-					oldRecs = recs
-				}
-			}
+		if l.row.err != nil {
+			a.fatal(l.row.err)
+			return
 		}
+		d.rowTree, d.rowRaw, d.hasRow = l.row.tree, l.row.raw, l.row.ok
+		oldRecs = l.recs
 	}
+	a.schedulePrefetch(d, l)
 
 	d.nodes = make([]snapshot.Node, len(names))
 	d.recs = make([]scan.StatRecord, len(names))
@@ -381,10 +390,11 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 		var v *vnode
 		if d.only != nil {
 			v = d.only[name]
-		} else if a.opt.Excludes.Excluded(p, name) {
+		}
+		st, err := l.stats[i], l.statErrs[i]
+		if err == errExcluded {
 			continue
 		}
-		st, err := scan.Lstatat(d.fd, name)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				a.report(p, errors.New("vanished before it could be read"), true)
@@ -500,7 +510,16 @@ func (a *archiver) walkSubdir(ctx context.Context, d *dirJob, i int, name, p str
 		sub.childDone(a)
 		return
 	}
-	fd, err := scan.OpenDirAt(d.fd, name)
+	var fd int
+	var err error
+	if pre := d.prefetched[name]; pre != nil {
+		delete(d.prefetched, name)
+		<-pre.done
+		fd, err = pre.fd, pre.openErr
+		sub.listing = pre
+	} else {
+		fd, err = scan.OpenDirAt(d.fd, name)
+	}
 	if err != nil {
 		a.report(p, fmt.Errorf("open directory: %w", err), false)
 		sub.childDone(a)

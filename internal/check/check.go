@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -160,12 +161,17 @@ type checker struct {
 // problem found. It returns an error only when checking cannot go on
 // (context cancelled, a listing fails, invalid options).
 //
-// Run adds the packs of every index file it reads to r.Index(), so that
-// the index matches what it checks even if backups added index files since
-// r was opened. Problems that lose file content (missing or truncated
-// packs, corrupt blobs) are reported once the trees have been walked, with
-// the paths they affect. Each tree is visited once, so a path is named only
-// where a shared subtree is first reached.
+// Index files, snapshot records and packs are read from r.Raw(), so an
+// intact cached copy cannot hide a damaged stored one; trees are read
+// through the cache, and damage to tree packs is found by the size check
+// and ReadData. Run adds the packs of every index file it reads to
+// r.Index(), so that the index matches what it checks even if backups
+// added index files since r was opened.
+//
+// Problems that lose file content (missing or truncated packs, corrupt
+// blobs) are reported once the trees have been walked, with the paths they
+// affect. Each tree is visited once, so a path is named only where a
+// shared subtree is first reached.
 func Run(ctx context.Context, r *repo.Repository, opt Options, report func(Problem)) (Summary, error) {
 	if err := opt.validate(); err != nil {
 		return Summary{}, err
@@ -249,7 +255,7 @@ func (c *checker) blame(id blob.ID, path string) bool {
 // loadIndex decodes every index file, recording the packs it lists.
 func (c *checker) loadIndex(ctx context.Context) error {
 	var names []string
-	if err := c.r.Backend().List(ctx, backend.Index, func(name string, _ int64) error {
+	if err := c.r.Raw().List(ctx, backend.Index, func(name string, _ int64) error {
 		names = append(names, name)
 		return nil
 	}); err != nil {
@@ -257,7 +263,11 @@ func (c *checker) loadIndex(ctx context.Context) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		packs, err := c.r.LoadIndexFile(ctx, name)
+		plain, err := c.r.LoadUnpackedRaw(ctx, backend.Index, name)
+		var packs []repo.IndexPack
+		if err == nil {
+			packs, err = repo.DecodeIndex(plain)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -274,7 +284,11 @@ func (c *checker) loadIndex(ctx context.Context) error {
 		}
 	}
 	c.sum.Packs = len(c.packs)
-	c.sum.Blobs = c.r.Index().Len()
+	c.r.Index().Each(func(_ blob.ID, l repo.Location) {
+		if c.packs[l.Pack] != nil {
+			c.sum.Blobs++
+		}
+	})
 	return nil
 }
 
@@ -361,7 +375,7 @@ func (c *checker) checkPacks(ctx context.Context) error {
 // skips invalid names.
 func (c *checker) listSnapshots(ctx context.Context) ([]string, error) {
 	var names []string
-	if err := c.r.Backend().List(ctx, backend.Snapshot, func(name string, _ int64) error {
+	if err := c.r.Raw().List(ctx, backend.Snapshot, func(name string, _ int64) error {
 		names = append(names, name)
 		return nil
 	}); err != nil {
@@ -380,12 +394,17 @@ func (c *checker) loadSnapshots(ctx context.Context, names []string) ([]*snapsho
 			c.problem(Problem{Kind: KindCorruptSnapshot, Object: "snapshots/" + name, Err: "file name is not a snapshot ID"})
 			continue
 		}
-		sn, err := snapshot.Load(ctx, c.r, id)
+		plain, err := c.r.LoadUnpackedRaw(ctx, backend.Snapshot, name)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			c.problem(Problem{Kind: KindCorruptSnapshot, Object: "snapshot " + id.Short(), Err: err.Error()})
+			continue
+		}
+		sn := &snapshot.Snapshot{ID: id}
+		if err := json.Unmarshal(plain, sn); err != nil {
+			c.problem(Problem{Kind: KindCorruptSnapshot, Object: "snapshot " + id.Short(), Err: "decode: " + err.Error()})
 			continue
 		}
 		sns = append(sns, sn)
@@ -592,15 +611,16 @@ func (c *checker) tree(ctx context.Context, id blob.ID, path string) (snapshot.A
 	if !c.indexed(id, blob.Tree, "tree "+id.Short(), path) {
 		return snapshot.Aggregates{}, false, nil
 	}
-	blamed := c.blame(id, path)
+	if c.blame(id, path) {
+		// Lost in the repository, whatever a cached copy still holds.
+		return snapshot.Aggregates{}, false, nil
+	}
 	t, err := snapshot.LoadTree(ctx, c.r, id)
 	if err != nil {
 		if ctx.Err() != nil {
 			return snapshot.Aggregates{}, false, ctx.Err()
 		}
-		if !blamed {
-			c.problem(Problem{Kind: KindCorruptTree, Object: "tree " + id.Short(), Path: path, Err: err.Error()})
-		}
+		c.problem(Problem{Kind: KindCorruptTree, Object: "tree " + id.Short(), Path: path, Err: err.Error()})
 		return snapshot.Aggregates{}, false, nil
 	}
 	for i := range t.Nodes {
@@ -635,7 +655,7 @@ func (c *checker) file(tree blob.ID, n *snapshot.Node, path string) {
 			continue
 		}
 		c.blame(id, path)
-		loc, _ := c.r.Index().Lookup(id)
+		loc, _ := c.lookup(id)
 		size += uint64(loc.RawLen)
 	}
 	if complete && size != n.Size {
@@ -644,10 +664,20 @@ func (c *checker) file(tree blob.ID, n *snapshot.Node, path string) {
 	}
 }
 
+// lookup finds a blob in the index files read by this check. r.Index()
+// may hold more: entries of index files damaged since they were cached.
+func (c *checker) lookup(id blob.ID) (repo.Location, bool) {
+	loc, ok := c.r.Index().Lookup(id)
+	if !ok || c.packs[loc.Pack] == nil {
+		return repo.Location{}, false
+	}
+	return loc, true
+}
+
 // indexed reports whether blob id is in the index as a blob of type t, and
 // reports a problem if not.
 func (c *checker) indexed(id blob.ID, t blob.Type, obj, path string) bool {
-	loc, ok := c.r.Index().Lookup(id)
+	loc, ok := c.lookup(id)
 	switch {
 	case !ok:
 		c.problem(Problem{Kind: KindMissingBlob, Object: obj, Blob: id.String(), Path: path,

@@ -18,6 +18,7 @@ import (
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/backend/local"
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/cache"
 	"github.com/tidemark/tidemark/internal/crypto"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
@@ -31,7 +32,7 @@ func cheapKDF() (crypto.KDFParams, error) {
 	return p, err
 }
 
-// fixture is a repository holding one snapshot of a generated directory,
+// fixture is a repository holding two snapshots of a generated directory,
 // with what the tests need to know about where things are stored.
 type fixture struct {
 	dir     string                         // repository directory
@@ -41,8 +42,8 @@ type fixture struct {
 	packs   map[backend.FileType][]blob.ID // sorted
 	sizes   map[blob.ID]int64              // pack sizes
 	paths   map[blob.ID][]string           // data blob -> files holding it
-	trees   int                            // trees in the snapshot
-	blobLoc map[blob.ID]repo.Location
+	trees   int                            // distinct trees in the snapshots
+	blobLoc map[blob.ID]repo.Location      // every indexed blob
 }
 
 // newFixture makes two snapshots of a generated directory: the first of a
@@ -78,8 +79,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	fx := &fixture{dir: dir, packs: map[backend.FileType][]blob.ID{}, sizes: map[blob.ID]int64{},
 		paths: map[blob.ID][]string{}, blobLoc: map[blob.ID]repo.Location{}, indexOf: map[blob.ID]string{}}
-	// Each backup stays below the pack size: packs are then uploaded by
-	// Flush, not while archive.Run returns.
+	// Each backup stays below the pack size, so each Flush writes one data
+	// pack and one tree pack.
 	backup := func() {
 		var parent blob.ID
 		if len(fx.roots) > 0 {
@@ -102,8 +103,8 @@ func newFixture(t *testing.T) *fixture {
 		fx.snaps = append(fx.snaps, sn.ID)
 		fx.roots = append(fx.roots, res.Tree)
 	}
-	write("big0", 5<<20)
-	write("big1", 5<<20)
+	write("big0", 3<<20)
+	write("big1", 3<<20)
 	write("small/a.txt", 100)
 	write("small/b.txt", 3000)
 	write("small/deep/c.txt", 10)
@@ -112,8 +113,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	backup()
-	write("big2", 5<<20)
-	write("big3", 5<<20)
+	write("big2", 3<<20)
+	write("big3", 3<<20)
 	backup()
 
 	for _, ft := range []backend.FileType{backend.Data, backend.Tree} {
@@ -183,13 +184,21 @@ func (fx *fixture) clone(t *testing.T) *fixture {
 
 // open opens the repository afresh, so no state from before the damage
 // is used.
-func (fx *fixture) open(t *testing.T) *repo.Repository {
+func (fx *fixture) open(t *testing.T) *repo.Repository { return fx.openCached(t, "") }
+
+// openCached opens the repository with a local cache in dir, unless dir is
+// empty.
+func (fx *fixture) openCached(t *testing.T, dir string) *repo.Repository {
 	t.Helper()
 	be, err := local.Open(fx.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Open(context.Background(), be, password, repo.Options{})
+	var opt repo.Options
+	if dir != "" {
+		opt.Cache = func(_ string, be backend.Backend) (backend.Backend, error) { return cache.Wrap(be, dir) }
+	}
+	r, err := repo.Open(context.Background(), be, password, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,22 +422,36 @@ func TestDamage(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			fx := tmpl.clone(t)
-			tc.damage(t, fx)
+		// With a cache filled before the damage, intact cached copies must
+		// not hide it.
+		for _, cached := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/cached=%v", tc.name, cached), func(t *testing.T) {
+				fx := tmpl.clone(t)
+				var cacheDir string
+				if cached {
+					cacheDir = t.TempDir()
+					r := fx.openCached(t, cacheDir)
+					_, probs := run(t, r, Options{})
+					expect(t, "before damage", probs, nil)
+					if sns, errs, err := snapshot.All(context.Background(), r); err != nil || len(errs) > 0 || len(sns) != len(fx.snaps) {
+						t.Fatalf("load snapshots: %v %v", err, errs)
+					}
+				}
+				tc.damage(t, fx)
 
-			_, probs := run(t, fx.open(t), Options{})
-			expect(t, "structure check", probs, tc.structure)
+				_, probs := run(t, fx.openCached(t, cacheDir), Options{})
+				expect(t, "structure check", probs, tc.structure)
 
-			sum, probs := run(t, fx.open(t), Options{ReadData: true})
-			expect(t, "read-data check", probs, tc.readData)
-			if tc.count > 0 && len(probs) != tc.count {
-				t.Errorf("read-data check: %d problems, want %d: %+v", len(probs), tc.count, probs)
-			}
-			if sum.PacksRead == 0 {
-				t.Error("read-data check read no packs")
-			}
-		})
+				sum, probs := run(t, fx.openCached(t, cacheDir), Options{ReadData: true})
+				expect(t, "read-data check", probs, tc.readData)
+				if tc.count > 0 && len(probs) != tc.count {
+					t.Errorf("read-data check: %d problems, want %d: %+v", len(probs), tc.count, probs)
+				}
+				if sum.PacksRead == 0 {
+					t.Error("read-data check read no packs")
+				}
+			})
+		}
 	}
 }
 

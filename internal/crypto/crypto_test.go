@@ -41,7 +41,7 @@ func TestIDIsKeyed(t *testing.T) {
 	if a.ID([]byte("x")) == b.ID([]byte("x")) {
 		t.Fatal("IDs of different repositories must differ")
 	}
-	if a.ID([]byte("x")) != a.ID([]byte("x")) {
+	if x, y := a.ID([]byte("x")), a.ID([]byte("x")); x != y {
 		t.Fatal("ID must be deterministic")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -137,6 +138,10 @@ func decodePackHeader(hdr []byte, dataLen int64) ([]PackedBlob, error) {
 		}
 		if b.Length < crypto.Overhead+1 || off+int64(b.Length) > dataLen {
 			return nil, fmt.Errorf("pack header: blob %s length %d out of range: %w", b.ID.Short(), b.Length, ErrCorrupt)
+		}
+		if off > math.MaxUint32 {
+			// Offsets are 32-bit; a larger one would silently wrap.
+			return nil, fmt.Errorf("pack header: blob %s offset %d out of range: %w", b.ID.Short(), off, ErrCorrupt)
 		}
 		b.Offset = uint32(off)
 		off += int64(b.Length)

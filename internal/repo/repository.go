@@ -293,6 +293,12 @@ func (r *Repository) LoadUnpacked(ctx context.Context, t backend.FileType, name 
 	return plain, err
 }
 
+// LoadUnpackedRaw is LoadUnpacked without the local cache, for check: a
+// good cached copy must not hide a damaged stored object.
+func (r *Repository) LoadUnpackedRaw(ctx context.Context, t backend.FileType, name string) ([]byte, error) {
+	return r.loadUnpacked(ctx, r.raw, backend.Handle{Type: t, Name: name})
+}
+
 func (r *Repository) loadUnpacked(ctx context.Context, be backend.Backend, h backend.Handle) ([]byte, error) {
 	sealed, err := backend.LoadAll(ctx, be, h)
 	if err != nil {

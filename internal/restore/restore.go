@@ -9,7 +9,7 @@ import (
 	"os"
 	"path"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,7 +139,7 @@ func Run(ctx context.Context, r *repo.Repository, tree blob.ID, opt Options) (*R
 	}
 	root, err := snapshot.LoadTree(ctx, r, tree)
 	if err != nil {
-		return nil, fmt.Errorf("restore: root %w", err)
+		return nil, fmt.Errorf("restore: %w", err)
 	}
 	sel, err := selectPaths(ctx, r, tree, opt.Include)
 	if err != nil {
@@ -153,13 +153,7 @@ func Run(ctx context.Context, r *repo.Repository, tree blob.ID, opt Options) (*R
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", opt.Target, err)
 	}
-	prog := opt.Progress
-	if prog == nil {
-		prog = &Progress{}
-	}
-	target := strings.TrimRight(opt.Target, "/")
-	w := &restorer{repo: r, opt: opt, prog: prog, target: target, rootfd: fd,
-		jobs: make(chan fileJob, 4*opt.Workers), links: map[string]*leader{}}
+	w := newRestorer(r, opt, fd)
 
 	var workers sync.WaitGroup
 	for range opt.Workers {
@@ -177,11 +171,20 @@ func Run(ctx context.Context, r *repo.Repository, tree blob.ID, opt Options) (*R
 	w.mu.Lock()
 	res.Errors = w.errs
 	w.mu.Unlock()
-	sort.SliceStable(res.Errors, func(i, j int) bool { return res.Errors[i].Path < res.Errors[j].Path })
+	slices.SortStableFunc(res.Errors, func(a, b FileError) int { return strings.Compare(a.Path, b.Path) })
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("restore %s: %w", opt.Target, err)
 	}
 	return res, nil
+}
+
+func newRestorer(r *repo.Repository, opt Options, rootfd int) *restorer {
+	prog := opt.Progress
+	if prog == nil {
+		prog = &Progress{}
+	}
+	return &restorer{repo: r, opt: opt, prog: prog, target: strings.TrimRight(opt.Target, "/"), rootfd: rootfd,
+		jobs: make(chan fileJob, 4*opt.Workers), links: map[string]*leader{}}
 }
 
 // selector marks the part of a tree to restore: everything below an entry
@@ -259,7 +262,12 @@ func joinSnap(dir, name string) string {
 }
 
 // display turns a snapshot path into the path written at the target.
-func (w *restorer) display(p string) string { return w.target + "/" + p }
+func (w *restorer) display(p string) string {
+	if p == "" {
+		return w.opt.Target
+	}
+	return w.target + "/" + p
+}
 
 func (w *restorer) report(p string, err error) {
 	w.mu.Lock()
@@ -285,13 +293,14 @@ func (w *restorer) walk(ctx context.Context, d *dirJob, t *snapshot.Tree, sel *s
 				sub = s
 			}
 		}
-		p := joinSnap(d.path, n.Name)
 		// DecodeTree already refuses these names; checking again keeps
-		// this package safe on its own.
+		// this package safe on its own. The error names the entry; the
+		// path is its directory's, as joining a bad name would mislead.
 		if err := snapshot.ValidName(n.Name); err != nil {
-			w.report(p, err)
+			w.report(d.path, err)
 			continue
 		}
+		p := joinSnap(d.path, n.Name)
 		if sub != nil && n.Type != snapshot.Dir {
 			w.report(p, errors.New("not a directory, but an included path lies below it"))
 			continue
@@ -397,7 +406,7 @@ func linkKey(n *snapshot.Node, p string) string {
 func (w *restorer) restoreFile(ctx context.Context, d *dirJob, n *snapshot.Node, p string) {
 	j := fileJob{dir: d, node: n, path: p, fd: -1}
 	key := linkKey(n, p)
-	if ld := w.links[key]; key != "" && ld != nil {
+	if ld := w.links[key]; ld != nil {
 		j.linkTo = ld
 	} else {
 		fd, err := w.createFile(d.fd, n.Name)

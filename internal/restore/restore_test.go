@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -132,7 +133,9 @@ func buildSource(t *testing.T) source {
 	writeFile(t, p("dir/big.bin"), randomBytes(5<<20+12345, 1))
 	writeFile(t, p("dir/sub/deeper/file.txt"), []byte("deep"))
 	writeFile(t, p("bad\xff\xfename"), []byte("not UTF-8"))
-	writeFile(t, p("noaccess"), []byte("mode 0"))
+	if root {
+		writeFile(t, p("noaccess"), []byte("mode 0"))
+	}
 
 	f, err := os.Create(p("sparse.img"))
 	must(t, err)
@@ -213,8 +216,11 @@ func buildSource(t *testing.T) source {
 	must(t, unix.Chmod(p("setuid"), 0o4755))
 	must(t, unix.Chmod(p("sgid"), 0o2775))
 	must(t, unix.Chmod(p("sticky"), 0o1777))
-	must(t, unix.Chmod(p("noaccess"), 0))
+	if root {
+		must(t, unix.Chmod(p("noaccess"), 0))
+	}
 	must(t, unix.Chmod(p("ro"), 0o555))
+	removable(t, src.dir)
 
 	// Odd nanosecond mtimes, children before their directory.
 	dfd, err := unix.Open(src.dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
@@ -230,6 +236,23 @@ func buildSource(t *testing.T) source {
 	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(1_400_000_000_987_654_321)}
 	must(t, unix.UtimesNanoAt(unix.AT_FDCWD, src.dir, ts, 0))
 	return src
+}
+
+// removable lets t.TempDir's cleanup delete dir when not running as root,
+// by opening up the read-only directories a test made or restored.
+func removable(t *testing.T, dir string) {
+	t.Cleanup(func() {
+		fd, err := unix.Open(dir, dirFlags, 0)
+		if err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		walkAt(t, fd, "", func(dirfd int, name, _ string, st *unix.Stat_t) {
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				unix.Fchmodat(dirfd, name, 0o700, 0)
+			}
+		})
+	})
 }
 
 // walkAt calls fn for every entry below dirfd, a directory's children
@@ -441,6 +464,7 @@ func TestRestoreFull(t *testing.T) {
 				rr = reopen(t, dir)
 			}
 			target := filepath.Join(tempDir(t), "target")
+			removable(t, target)
 			prog := &Progress{}
 			res, err := Run(ctx, rr, tree, Options{Target: target, Owners: owners, Workers: tc.workers, Progress: prog})
 			if err != nil {
@@ -513,6 +537,7 @@ func TestRestoreInclude(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := filepath.Join(tempDir(t), "target")
+			removable(t, target)
 			res, err := Run(ctx, r, tree, Options{Target: target, Include: tc.include, Owners: os.Geteuid() == 0})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -825,10 +850,14 @@ func saveTree(t *testing.T, r *repo.Repository, tr *snapshot.Tree) blob.ID {
 }
 
 func TestRestoreInvalidName(t *testing.T) {
+	r, _ := newRepo(t)
 	for _, name := range []string{"..", ".", "", "a/b", "nul\x00"} {
 		for _, nested := range []bool{false, true} {
-			t.Run(strings.Join([]string{"name", name, map[bool]string{false: "root", true: "nested"}[nested]}, " "), func(t *testing.T) {
-				r, _ := newRepo(t)
+			where := "root"
+			if nested {
+				where = "nested"
+			}
+			t.Run(fmt.Sprintf("%q in %s", name, where), func(t *testing.T) {
 				ctx := context.Background()
 				// If the bad entry were followed, "pwned" would land
 				// outside the target.
@@ -885,6 +914,45 @@ func quotedName(name string) string {
 		return "empty entry name"
 	}
 	return strconv.Quote(name)
+}
+
+// TestWalkRefusesInvalidNames feeds the walker trees the decoder would
+// reject, to check the restorer's own name check.
+func TestWalkRefusesInvalidNames(t *testing.T) {
+	base := tempDir(t)
+	target := filepath.Join(base, "target")
+	must(t, os.Mkdir(target, 0o700))
+	fd, err := unix.Open(target, dirFlags, 0)
+	must(t, err)
+	w := newRestorer(nil, Options{Target: target, Workers: 1}, fd)
+	top := &dirJob{fd: fd}
+	top.pending.Store(1)
+	names := []string{"..", ".", "", "a/b", "x\x00y"}
+	tree := &snapshot.Tree{}
+	for _, name := range names {
+		// Types the walker handles without reading the repository.
+		tree.Nodes = append(tree.Nodes, snapshot.Node{Name: name, Type: snapshot.Symlink, Target: "/etc/passwd"})
+	}
+	tree.Nodes = append(tree.Nodes, snapshot.Node{Name: "ok", Type: snapshot.Symlink, Target: "/etc/passwd"})
+	w.walk(context.Background(), top, tree, nil)
+	top.childDone(w)
+	unix.Close(fd)
+
+	if len(w.errs) != len(names) {
+		t.Fatalf("errors %+v, want one per invalid name %q", w.errs, names)
+	}
+	for i, e := range w.errs {
+		if e.Path != target || !strings.Contains(e.Err, quotedName(names[i])) {
+			t.Errorf("error %+v, want one for %s naming %s", e, target, quotedName(names[i]))
+		}
+	}
+	ents, err := os.ReadDir(base)
+	if err != nil || len(ents) != 1 {
+		t.Errorf("entries outside the target: %v, %v", ents, err)
+	}
+	if ents, err := os.ReadDir(target); err != nil || len(ents) != 1 || ents[0].Name() != "ok" {
+		t.Errorf("target holds %v (%v), want only the valid entry", ents, err)
+	}
 }
 
 func TestRestoreCancelled(t *testing.T) {

@@ -1,0 +1,253 @@
+package backup_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/tidemark/tidemark/internal/backend/local"
+	"github.com/tidemark/tidemark/internal/backup"
+	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/crypto"
+	"github.com/tidemark/tidemark/internal/repo"
+	"github.com/tidemark/tidemark/internal/snapshot"
+	"github.com/tidemark/tidemark/internal/state"
+	"golang.org/x/sys/unix"
+	"pgregory.net/rapid"
+)
+
+const racy = 15 * time.Millisecond
+
+func newRepo(t testing.TB, dir string) *repo.Repository {
+	be, err := local.Create(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(context.Background(), be, []byte("pw"), repo.Options{KDF: func() (crypto.KDFParams, error) {
+		p, err := crypto.DefaultKDFParams()
+		p.Time, p.Memory = 1, 8*1024
+		return p, err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// fsModel tracks the paths the random operations created, so operations
+// pick existing targets.
+type fsModel struct {
+	root  string
+	files []string
+	dirs  []string
+	n     int
+}
+
+func (m *fsModel) fresh(t *rapid.T, label string) string {
+	m.n++
+	dir := rapid.SampledFrom(m.dirs).Draw(t, label+"-dir")
+	return filepath.Join(dir, fmt.Sprintf("%s%d", label, m.n))
+}
+
+func (m *fsModel) refresh() {
+	m.files, m.dirs = nil, nil
+	filepath.Walk(m.root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		switch {
+		case fi.IsDir():
+			m.dirs = append(m.dirs, p)
+		case fi.Mode().IsRegular():
+			m.files = append(m.files, p)
+		}
+		return nil
+	})
+	sort.Strings(m.files)
+	sort.Strings(m.dirs)
+}
+
+// mutate applies one random filesystem operation.
+func (m *fsModel) mutate(t *rapid.T) {
+	m.refresh()
+	ops := []string{"create", "mkdir", "symlink"}
+	if len(m.files) > 0 {
+		ops = append(ops, "append", "same-size", "truncate", "rename", "delete", "hardlink", "chmod", "xattr", "touch", "replace-type")
+	}
+	if len(m.dirs) > 1 {
+		ops = append(ops, "rmdir", "move-dir")
+	}
+	op := rapid.SampledFrom(ops).Draw(t, "op")
+	pick := func() string { return rapid.SampledFrom(m.files).Draw(t, "file") }
+	var err error
+	switch op {
+	case "create":
+		err = os.WriteFile(m.fresh(t, "f"), []byte(rapid.StringN(0, 100, -1).Draw(t, "data")), 0o644)
+	case "mkdir":
+		err = os.Mkdir(m.fresh(t, "d"), 0o755)
+	case "symlink":
+		err = os.Symlink(rapid.StringN(1, 20, -1).Draw(t, "target"), m.fresh(t, "l"))
+	case "append":
+		var f *os.File
+		if f, err = os.OpenFile(pick(), os.O_APPEND|os.O_WRONLY, 0); err == nil {
+			_, err = f.WriteString("+")
+			f.Close()
+		}
+	case "same-size":
+		// Overwrite with the same size and put the old mtime back: only
+		// the ctime tells.
+		p := pick()
+		fi, _ := os.Stat(p)
+		data, _ := os.ReadFile(p)
+		for i := range data {
+			data[i] ^= 1
+		}
+		if err = os.WriteFile(p, data, 0o644); err == nil {
+			err = os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		}
+	case "truncate":
+		err = os.Truncate(pick(), 0)
+	case "rename":
+		err = os.Rename(pick(), m.fresh(t, "r"))
+	case "delete":
+		err = os.Remove(pick())
+	case "hardlink":
+		err = os.Link(pick(), m.fresh(t, "h"))
+	case "chmod":
+		err = os.Chmod(pick(), os.FileMode(rapid.SampledFrom([]int{0o600, 0o644, 0o755, 0o4755}).Draw(t, "mode")))
+	case "xattr":
+		err = unix.Setxattr(pick(), "user.k", []byte(rapid.StringN(0, 10, -1).Draw(t, "xv")), 0)
+		if err == unix.ENOTSUP {
+			err = nil
+		}
+	case "touch":
+		ts := time.Unix(rapid.Int64Range(0, 2e9).Draw(t, "ts"), 0)
+		err = os.Chtimes(pick(), ts, ts)
+	case "replace-type":
+		p := pick()
+		if err = os.Remove(p); err == nil {
+			err = os.Mkdir(p, 0o755)
+		}
+	case "rmdir":
+		d := rapid.SampledFrom(m.dirs[1:]).Draw(t, "dir")
+		err = os.RemoveAll(d)
+	case "move-dir":
+		d := rapid.SampledFrom(m.dirs[1:]).Draw(t, "dir")
+		err = os.Rename(d, m.fresh(t, "m"))
+	}
+	if err != nil {
+		t.Logf("%s: %v (ignored)", op, err)
+	}
+}
+
+// TestParentAssistedEqualsFullScan is the engine's oracle: after random
+// changes, a backup that trusts the parent snapshot and the stat cache
+// must produce exactly the root tree that reading every file produces.
+func TestParentAssistedEqualsFullScan(t *testing.T) {
+	base := t.TempDir()
+	r := newRepo(t, base)
+	n := 0
+	rapid.Check(t, func(rt *rapid.T) {
+		n++
+		work := filepath.Join(base, fmt.Sprintf("case%d", n))
+		src := filepath.Join(work, "src")
+		os.MkdirAll(src, 0o755)
+		defer os.RemoveAll(work)
+		// The database lives outside the backed-up tree's parents: its
+		// journal files would change their mtimes between the two backups.
+		dbDir, err := os.MkdirTemp("", "tidemark-state-")
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer os.RemoveAll(dbDir)
+		db, err := state.Open(filepath.Join(dbDir, "state.db"))
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer db.Close()
+		m := &fsModel{root: src}
+		ctx := context.Background()
+		host := fmt.Sprintf("h%d", n)
+		rounds := rapid.IntRange(1, 4).Draw(rt, "rounds")
+		for round := 0; round < rounds; round++ {
+			for i, k := 0, rapid.IntRange(1, 12).Draw(rt, "ops"); i < k; i++ {
+				m.mutate(rt)
+			}
+			// Let some changes age past the racy window so the stat cache is
+			// trusted for them.
+			if rapid.Bool().Draw(rt, "settle") {
+				time.Sleep(2 * racy)
+			}
+			inc, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			full, err := backup.Run(ctx, r, nil, backup.Options{Paths: []string{src}, Host: host + "-full", ReadAll: true, RacyWindow: racy})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			// Compare the trees of src: the directories above it (such as
+			// /tmp) are shared with other processes and may change between
+			// the two backups.
+			a, err := snapshot.FindPath(ctx, r, inc.Snapshot.Tree, src)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			b, err := snapshot.FindPath(ctx, r, full.Snapshot.Tree, src)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			if a.Subtree != b.Subtree || a.Agg != b.Agg {
+				dumpDiff(rt, r, a.Subtree, b.Subtree)
+				rt.Fatalf("round %d: parent-assisted tree %s != full scan tree %s", round, a.Subtree.Short(), b.Subtree.Short())
+			}
+			if round > 0 && inc.Snapshot.Scan.Mode != snapshot.ModeParentAssisted {
+				rt.Fatalf("round %d ran in mode %s", round, inc.Snapshot.Scan.Mode)
+			}
+		}
+	})
+}
+
+func TestNormalizeRoots(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "a/b"), 0o755)
+	os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "link"))
+	got, err := backup.NormalizeRoots([]string{filepath.Join(dir, "a/b"), filepath.Join(dir, "a"), filepath.Join(dir, "link/b"), filepath.Join(dir, "a") + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != filepath.Join(dir, "a") {
+		t.Fatalf("got %v", got)
+	}
+	if _, err := backup.NormalizeRoots([]string{filepath.Join(dir, "missing")}); err == nil {
+		t.Fatal("missing path accepted")
+	}
+	if got, _ := backup.NormalizeRoots([]string{filepath.Join(dir, "link")}); got[0] != filepath.Join(dir, "link") {
+		t.Fatalf("the last component must not be resolved: %v", got)
+	}
+}
+
+// dumpDiff logs the nodes that differ between two trees.
+func dumpDiff(t *rapid.T, r *repo.Repository, a, b blob.ID) {
+	ctx := context.Background()
+	nodes := map[string]string{}
+	snapshot.Walk(ctx, r, a, "", func(p string, n *snapshot.Node) error {
+		nodes[p] = fmt.Sprintf("%+v", *n)
+		return nil
+	})
+	snapshot.Walk(ctx, r, b, "", func(p string, n *snapshot.Node) error {
+		s := fmt.Sprintf("%+v", *n)
+		if nodes[p] != s {
+			t.Logf("%s:\n  parent-assisted %s\n  full            %s", p, nodes[p], s)
+		}
+		delete(nodes, p)
+		return nil
+	})
+	for p, s := range nodes {
+		t.Logf("%s only in parent-assisted: %s", p, s)
+	}
+}
