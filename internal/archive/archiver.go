@@ -47,6 +47,11 @@ type Options struct {
 	Workers int
 	// Progress, if set, is updated as the backup proceeds.
 	Progress *Progress
+	// Changed, when not nil, makes this a journal scan: only these
+	// directories (absolute paths) are listed, with whatever is new below
+	// them; every other subtree is taken from ParentTree by ID. Set it only
+	// when a change journal proves the list complete.
+	Changed []string
 	// RacyWindow: a file whose ctime is this close to the moment it was
 	// read is read again next time, since a write in the same timestamp
 	// tick would not change its ctime. Default 1s, which also covers
@@ -101,6 +106,9 @@ type archiver struct {
 	// links maps (dev, ino) of multiply-linked files to the snapshot path
 	// of their first occurrence; only the walker goroutine uses it.
 	links map[[2]uint64]string
+	// journalScan: only the directories a change journal reported are
+	// visited.
+	journalScan bool
 
 	mu      sync.Mutex
 	errs    []FileError
@@ -141,6 +149,15 @@ type dirJob struct {
 	idx        int
 	onDone     func(blob.ID, snapshot.Aggregates)
 	wasInOldTr bool
+
+	// journal marks a journal scan below this directory: only directories
+	// in dirty are visited; ancestor means this one is not listed itself.
+	journal  bool
+	dirty    *dirtyNode
+	ancestor bool
+	// recHoles: the stat records of some entries are unknown, so no stat
+	// cache row is written.
+	recHoles bool
 
 	// listing, if prefetched, is this directory's; prefetched holds the
 	// listings of its subdirectories that are under way.
@@ -236,6 +253,10 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (*Result, error) 
 	}}
 	if !top.root {
 		root.only = top.children
+	}
+	if opt.Changed != nil && !opt.ParentTree.IsNull() {
+		root.journal, root.dirty = true, buildDirty(opt.Changed)
+		a.journalScan = true
 	}
 	if st, err := scan.Fstat(fd); err == nil {
 		root.dev = st.Dev
@@ -346,6 +367,18 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 	defer d.releaseFD()
 	defer d.dropPrefetched()
 
+	if d.ancestor {
+		err := a.walkAncestor(ctx, d)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errRelist) {
+			a.fatal(err)
+			return
+		}
+		// The way down changed under us: list this directory after all.
+		d.ancestor, d.listing = false, nil
+	}
 	l := d.listing
 	if l == nil {
 		l = &listing{fd: d.fd}
@@ -377,6 +410,14 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 		}
 		d.rowTree, d.rowRaw, d.hasRow = l.row.tree, l.row.raw, l.row.ok
 		oldRecs = l.recs
+	}
+	if a.journalScan && old != nil {
+		for i := range old.Nodes {
+			if old.Nodes[i].MultiLink {
+				a.fatal(&NeedFullScanError{Reason: "hard-linked files in a changed directory (" + joinPath(d.path, old.Nodes[i].Name) + ")"})
+				return
+			}
+		}
 	}
 	a.schedulePrefetch(d, l)
 
@@ -440,6 +481,12 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 		case snapshot.File:
 			n.Size = uint64(st.Size)
 			if st.Nlink > 1 {
+				if a.journalScan {
+					// The other links may sit in directories this scan does
+					// not visit, whose nodes would then be stale.
+					a.fatal(&NeedFullScanError{Reason: "hard-linked file " + p})
+					return
+				}
 				n.MultiLink = true
 				key := [2]uint64{st.Dev, st.Ino}
 				if first, ok := a.links[key]; ok {
@@ -484,15 +531,22 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 			n.Rdev = st.Rdev
 		case snapshot.Dir:
 			d.nodes[i], d.recs[i] = n, rec
-			a.walkSubdir(ctx, d, i, name, p, st, on, v)
+			plan, dt := a.planSubdir(d, name, on)
+			if plan == planReuse {
+				d.nodes[i].Subtree, d.nodes[i].Agg = on.Subtree, on.Agg
+				a.dirsUnchanged.Add(1)
+				continue
+			}
+			a.walkSubdir(ctx, d, i, name, p, st, on, v, plan, dt)
 			continue
 		}
 		d.nodes[i], d.recs[i] = n, rec
 	}
 }
 
-func (a *archiver) walkSubdir(ctx context.Context, d *dirJob, i int, name, p string, st scan.Stat, on *snapshot.Node, v *vnode) {
-	sub := &dirJob{path: p, snapPath: joinSnap(d.snapPath, name), parent: d, idx: i, dev: d.dev, fd: -1}
+func (a *archiver) walkSubdir(ctx context.Context, d *dirJob, i int, name, p string, st scan.Stat, on *snapshot.Node, v *vnode, plan subdirPlan, dt *dirtyNode) {
+	sub := &dirJob{path: p, snapPath: joinSnap(d.snapPath, name), parent: d, idx: i, dev: d.dev, fd: -1,
+		journal: plan == planList || plan == planAncestor, dirty: dt, ancestor: plan == planAncestor}
 	if on != nil && on.Type == snapshot.Dir {
 		sub.oldTree = on.Subtree
 		sub.wasInOldTr = true
@@ -584,7 +638,7 @@ func (a *archiver) finish(d *dirJob) {
 		a.dirsChanged.Add(1)
 	}
 	raw := scan.EncodeStatRecords(recs)
-	if !d.hasRow || d.rowTree != id || !bytes.Equal(d.rowRaw, raw) {
+	if !d.recHoles && (!d.hasRow || d.rowTree != id || !bytes.Equal(d.rowRaw, raw)) {
 		a.mu.Lock()
 		a.updates = append(a.updates, state.DirStatsUpdate{Path: d.path, Tree: id, Entries: raw})
 		a.mu.Unlock()

@@ -83,6 +83,12 @@ func (a *archiver) fill(ctx context.Context, l *listing, path string, only map[s
 		}
 		l.stats[i], l.statErrs[i] = scan.Lstatat(l.fd, name)
 	}
+	a.fillOld(ctx, l, path, oldTree)
+}
+
+// fillOld loads what the parent snapshot and the stat cache know of a
+// directory.
+func (a *archiver) fillOld(ctx context.Context, l *listing, path string, oldTree blob.ID) {
 	if oldTree.IsNull() {
 		return
 	}
@@ -113,10 +119,14 @@ func (a *archiver) schedulePrefetch(d *dirJob, l *listing) {
 			continue
 		}
 		var oldTree blob.ID
+		var on *snapshot.Node
 		if l.old != nil {
-			if on := l.old.Find(name); on != nil && on.Type == snapshot.Dir {
+			if on = l.old.Find(name); on != nil && on.Type == snapshot.Dir {
 				oldTree = on.Subtree
 			}
+		}
+		if plan, _ := a.planSubdir(d, name, on); plan == planReuse || plan == planAncestor {
+			continue // not listed: nothing to prefetch
 		}
 		out := &listing{fd: -1, done: make(chan struct{})}
 		d.fdRefs.Add(1)

@@ -38,6 +38,12 @@ type Options struct {
 	Tags     []string
 	Host     string
 	Progress *archive.Progress
+	// Changed, when not nil, makes this a journal scan of these directories
+	// (see archive.Options.Changed); the planner sets it from a change
+	// journal that proved the list complete.
+	Changed []string
+	// ChangedReason describes where Changed came from, for the record.
+	ChangedReason string
 	// RacyWindow is passed to the archiver (tests shorten it).
 	RacyWindow time.Duration
 	// Started is called once the plan is made, before scanning.
@@ -172,6 +178,10 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	}
 	if plan.Mode == snapshot.ModeParentAssisted {
 		aopt.Stats, aopt.StatSet = st, set
+		if opt.Changed != nil {
+			plan.Mode, plan.Reason = snapshot.ModeJournal, opt.ChangedReason
+			aopt.Changed = opt.Changed
+		}
 	}
 	if opt.Started != nil {
 		opt.Started(plan)
@@ -179,8 +189,21 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 
 	packedBefore, plainBefore := r.AddedBytes()
 	res, err := archive.Run(ctx, r, aopt)
+	var full *archive.NeedFullScanError
+	if errors.As(err, &full) {
+		// Safety first: scan everything, and say why.
+		plan.Mode = snapshot.ModeParentAssisted
+		plan.Reason = "full scan: " + full.Reason
+		aopt.Changed = nil
+		res, err = archive.Run(ctx, r, aopt)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if plan.Mode == snapshot.ModeJournal {
+		// Files in untouched subtrees were not visited, but they are
+		// unchanged all the same.
+		res.Summary.FilesUnchanged = res.Totals.Files - res.Summary.FilesNew - res.Summary.FilesChanged
 	}
 	if err := r.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("store packs: %w", err)

@@ -45,6 +45,28 @@ type fsModel struct {
 	files []string
 	dirs  []string
 	n     int
+	// touched collects the directories a change journal would report:
+	// the parent of every entry an operation created, changed or removed.
+	touched map[string]bool
+}
+
+func (m *fsModel) touch(paths ...string) {
+	if m.touched == nil {
+		m.touched = map[string]bool{}
+	}
+	for _, p := range paths {
+		m.touched[filepath.Dir(p)] = true
+	}
+}
+
+func (m *fsModel) takeTouched() []string {
+	out := []string{}
+	for d := range m.touched {
+		out = append(out, d)
+	}
+	m.touched = nil
+	sort.Strings(out)
+	return out
 }
 
 func (m *fsModel) fresh(t *rapid.T, label string) string {
@@ -82,15 +104,25 @@ func (m *fsModel) mutate(t *rapid.T) {
 		ops = append(ops, "rmdir", "move-dir")
 	}
 	op := rapid.SampledFrom(ops).Draw(t, "op")
-	pick := func() string { return rapid.SampledFrom(m.files).Draw(t, "file") }
+	pick := func() string {
+		p := rapid.SampledFrom(m.files).Draw(t, "file")
+		m.touch(p)
+		return p
+	}
 	var err error
 	switch op {
 	case "create":
-		err = os.WriteFile(m.fresh(t, "f"), []byte(rapid.StringN(0, 100, -1).Draw(t, "data")), 0o644)
+		p := m.fresh(t, "f")
+		m.touch(p)
+		err = os.WriteFile(p, []byte(rapid.StringN(0, 100, -1).Draw(t, "data")), 0o644)
 	case "mkdir":
-		err = os.Mkdir(m.fresh(t, "d"), 0o755)
+		p := m.fresh(t, "d")
+		m.touch(p)
+		err = os.Mkdir(p, 0o755)
 	case "symlink":
-		err = os.Symlink(rapid.StringN(1, 20, -1).Draw(t, "target"), m.fresh(t, "l"))
+		p := m.fresh(t, "l")
+		m.touch(p)
+		err = os.Symlink(rapid.StringN(1, 20, -1).Draw(t, "target"), p)
 	case "append":
 		var f *os.File
 		if f, err = os.OpenFile(pick(), os.O_APPEND|os.O_WRONLY, 0); err == nil {
@@ -112,11 +144,15 @@ func (m *fsModel) mutate(t *rapid.T) {
 	case "truncate":
 		err = os.Truncate(pick(), 0)
 	case "rename":
-		err = os.Rename(pick(), m.fresh(t, "r"))
+		from, to := pick(), m.fresh(t, "r")
+		m.touch(to)
+		err = os.Rename(from, to)
 	case "delete":
 		err = os.Remove(pick())
 	case "hardlink":
-		err = os.Link(pick(), m.fresh(t, "h"))
+		from, to := pick(), m.fresh(t, "h")
+		m.touch(to)
+		err = os.Link(from, to)
 	case "chmod":
 		err = os.Chmod(pick(), os.FileMode(rapid.SampledFrom([]int{0o600, 0o644, 0o755, 0o4755}).Draw(t, "mode")))
 	case "xattr":
@@ -134,10 +170,13 @@ func (m *fsModel) mutate(t *rapid.T) {
 		}
 	case "rmdir":
 		d := rapid.SampledFrom(m.dirs[1:]).Draw(t, "dir")
+		m.touch(d)
 		err = os.RemoveAll(d)
 	case "move-dir":
 		d := rapid.SampledFrom(m.dirs[1:]).Draw(t, "dir")
-		err = os.Rename(d, m.fresh(t, "m"))
+		to := m.fresh(t, "m")
+		m.touch(d, to)
+		err = os.Rename(d, to)
 	}
 	if err != nil {
 		t.Logf("%s: %v (ignored)", op, err)
@@ -249,5 +288,83 @@ func dumpDiff(t *rapid.T, r *repo.Repository, a, b blob.ID) {
 	})
 	for p, s := range nodes {
 		t.Logf("%s only in parent-assisted: %s", p, s)
+	}
+}
+
+// TestJournalScanEqualsFullScan: a scan that lists only the directories a
+// change journal would report (the parents of everything touched) must
+// produce exactly the tree a full scan produces, or decline with a reason
+// (hard links) and fall back.
+func TestJournalScanEqualsFullScan(t *testing.T) {
+	base := t.TempDir()
+	r := newRepo(t, base)
+	n := 0
+	journals, fallbacks := 0, 0
+	rapid.Check(t, func(rt *rapid.T) {
+		n++
+		src := filepath.Join(base, fmt.Sprintf("case%d", n), "src")
+		os.MkdirAll(src, 0o755)
+		defer os.RemoveAll(filepath.Dir(src))
+		dbDir, err := os.MkdirTemp("", "tidemark-state-")
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer os.RemoveAll(dbDir)
+		db, err := state.Open(filepath.Join(dbDir, "state.db"))
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer db.Close()
+		m := &fsModel{root: src}
+		ctx := context.Background()
+		host := fmt.Sprintf("j%d", n)
+		for i, k := 0, rapid.IntRange(0, 8).Draw(rt, "setup"); i < k; i++ {
+			m.mutate(rt)
+		}
+		if _, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy}); err != nil {
+			rt.Fatal(err)
+		}
+		m.takeTouched()
+		for round, rounds := 0, rapid.IntRange(1, 4).Draw(rt, "rounds"); round < rounds; round++ {
+			for i, k := 0, rapid.IntRange(1, 10).Draw(rt, "ops"); i < k; i++ {
+				m.mutate(rt)
+			}
+			if rapid.Bool().Draw(rt, "settle") {
+				time.Sleep(2 * racy)
+			}
+			inc, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy,
+				Changed: m.takeTouched(), ChangedReason: "test delta"})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			full, err := backup.Run(ctx, r, nil, backup.Options{Paths: []string{src}, Host: host + "-full", ReadAll: true, RacyWindow: racy})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			if inc.Snapshot.Scan.Mode == snapshot.ModeJournal {
+				journals++
+			} else {
+				fallbacks++
+			}
+			a, err := snapshot.FindPath(ctx, r, inc.Snapshot.Tree, src)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			b, err := snapshot.FindPath(ctx, r, full.Snapshot.Tree, src)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			if a.Subtree != b.Subtree || a.Agg != b.Agg {
+				dumpDiff(rt, r, a.Subtree, b.Subtree)
+				rt.Fatalf("round %d (%s: %s): journal tree %s != full scan tree %s", round, inc.Snapshot.Scan.Mode, inc.Snapshot.Scan.Reason, a.Subtree.Short(), b.Subtree.Short())
+			}
+			if inc.Snapshot.Totals.Files != full.Snapshot.Totals.Files || inc.Snapshot.Totals.Bytes != full.Snapshot.Totals.Bytes {
+				rt.Fatalf("totals %+v != %+v", inc.Snapshot.Totals, full.Snapshot.Totals)
+			}
+		}
+	})
+	t.Logf("%d journal scans, %d fell back to a full scan", journals, fallbacks)
+	if journals == 0 {
+		t.Fatal("no journal scan ran")
 	}
 }

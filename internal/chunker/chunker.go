@@ -142,7 +142,8 @@ func (c *Chunker) Next() ([]byte, error) {
 
 func (c *Chunker) fill() error {
 	if c.buf == nil {
-		c.buf = make([]byte, 2*c.t.p.Max)
+		// Max bytes must be available for a cut; a little more saves refills.
+		c.buf = make([]byte, c.t.p.Max+c.t.p.Min)
 	}
 	if c.start > 0 {
 		c.end = copy(c.buf, c.buf[c.start:c.end])

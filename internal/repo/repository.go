@@ -76,6 +76,8 @@ type Repository struct {
 	uploadSlots chan struct{}
 	indexMu     sync.Mutex
 
+	bufs sync.Pool // *[]byte scratch buffers for compressed and sealed blobs
+
 	packBytes atomic.Int64
 	blobBytes atomic.Int64
 }
@@ -187,6 +189,7 @@ func newRepository(be backend.Backend, key *crypto.Key, keyID string, cfg Config
 		data: newCodec(level), trees: newCodec(zstd.SpeedDefault), noComp: off, idx: newIndex(),
 		pending: map[blob.ID]struct{}{}, packers: map[blob.Type]*packer{},
 		uploadSlots: make(chan struct{}, 2)}
+	r.bufs.New = func() any { b := make([]byte, 0, 1<<20); return &b }
 	if opt.Cache != nil {
 		cached, err := opt.Cache(cfg.ID, be)
 		if err != nil {
@@ -413,23 +416,32 @@ func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plai
 	if t == blob.Tree {
 		c, compress = r.trees, true
 	}
-	packed := c.pack(make([]byte, 0, len(plaintext)+1), plaintext, compress)
-	sealed := r.key.Seal(make([]byte, 0, len(packed)+crypto.Overhead), packed)
+	bufp := r.bufs.Get().(*[]byte)
+	packed := c.pack((*bufp)[:0], plaintext, compress)
+	sealedp := r.bufs.Get().(*[]byte)
+	sealed := r.key.Seal((*sealedp)[:0], packed)
+	*bufp = packed
+	r.bufs.Put(bufp)
 	r.blobBytes.Add(int64(len(plaintext)))
 
 	r.mu.Lock()
+	// A pack is finished before a blob would overflow it, so its buffer
+	// never has to grow (and be copied) past the size it was made with.
+	var full *packer
 	p := r.packers[t]
+	if p != nil && len(p.blobs) > 0 && len(p.buf)+len(sealed) > r.cfg.PackSize {
+		full = p
+		p = nil
+	}
 	if p == nil {
 		p = newPacker(t, r.cfg.PackSize)
 		r.packers[t] = p
 	}
 	p.add(t, id, sealed, len(plaintext))
-	var full *packer
-	if p.full() {
-		full = p
-		delete(r.packers, t)
-	}
 	r.mu.Unlock()
+	// Scratch buffers are reused: fewer large allocations, lower peak memory.
+	*sealedp = sealed
+	r.bufs.Put(sealedp)
 	if full != nil {
 		if err := r.upload(ctx, full); err != nil {
 			return true, err
@@ -551,8 +563,6 @@ func (p *packer) add(t blob.Type, id blob.ID, sealed []byte, rawLen int) {
 	p.blobs = append(p.blobs, PackedBlob{Type: t, ID: id, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)), RawLen: uint32(rawLen)})
 	p.buf = append(p.buf, sealed...)
 }
-
-func (p *packer) full() bool { return len(p.buf) >= p.limit }
 
 func (p *packer) finish(key *crypto.Key) []byte {
 	hdr := key.Seal(nil, encodePackHeader(p.blobs))

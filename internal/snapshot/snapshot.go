@@ -21,6 +21,9 @@ const (
 	// ModeParentAssisted: the whole tree was walked and stat'ed; files whose
 	// metadata matched the parent snapshot were not read again.
 	ModeParentAssisted = "parent-assisted"
+	// ModeJournal: only the directories a change journal reported were
+	// listed; every other subtree was taken from the parent by ID.
+	ModeJournal = "journal"
 )
 
 // ScanInfo says how a snapshot was scanned and why.

@@ -1,0 +1,177 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/tidemark/tidemark/internal/scan"
+	"github.com/tidemark/tidemark/internal/snapshot"
+)
+
+// dirtyNode is a directory on the way to (or one of) the directories a
+// change journal reported. Only these are visited in a journal scan; every
+// other subtree is taken from the parent snapshot by ID.
+type dirtyNode struct {
+	// self: the directory itself must be listed again.
+	self     bool
+	children map[string]*dirtyNode
+}
+
+// buildDirty turns the reported directories into a trie rooted at "/".
+func buildDirty(dirs []string) *dirtyNode {
+	root := &dirtyNode{}
+	for _, d := range dirs {
+		d = path.Clean(d)
+		n := root
+		if d != "/" {
+			for _, part := range strings.Split(strings.TrimPrefix(d, "/"), "/") {
+				if n.children == nil {
+					n.children = map[string]*dirtyNode{}
+				}
+				c := n.children[part]
+				if c == nil {
+					c = &dirtyNode{}
+					n.children[part] = c
+				}
+				n = c
+			}
+		}
+		n.self = true
+	}
+	return root
+}
+
+func (n *dirtyNode) child(name string) *dirtyNode {
+	if n == nil {
+		return nil
+	}
+	return n.children[name]
+}
+
+// subdirPlan decides, in a journal scan, how to treat subdirectory name of
+// d whose parent-snapshot node is on: reuse it whole, list it, or only
+// descend towards reported directories below it.
+type subdirPlan int
+
+const (
+	planScanAll  subdirPlan = iota // not a journal scan, or new here: scan everything below
+	planReuse                      // untouched: keep the parent's subtree
+	planList                       // reported: list it, reuse untouched subdirectories
+	planAncestor                   // above reported directories: keep its entries, descend
+)
+
+func (a *archiver) planSubdir(d *dirJob, name string, on *snapshot.Node) (subdirPlan, *dirtyNode) {
+	if !d.journal {
+		return planScanAll, nil
+	}
+	if on == nil || on.Type != snapshot.Dir {
+		return planScanAll, nil // new or replaced: nothing to reuse
+	}
+	dt := d.dirty.child(name)
+	switch {
+	case dt == nil:
+		return planReuse, nil
+	case dt.self:
+		return planList, dt
+	}
+	return planAncestor, dt
+}
+
+// errRelist asks for a directory to be listed after all because what the
+// journal implied does not hold (a directory on the way vanished or changed
+// type while we looked).
+var errRelist = errors.New("relist")
+
+// walkAncestor rebuilds a directory that was not reported itself but has
+// reported directories below it: its entries come from the parent
+// snapshot, except the subdirectories on the way down, which are stat'ed
+// again (their mtime changes with their contents) and descended into.
+func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
+	l := d.listing
+	if l == nil {
+		l = &listing{fd: d.fd}
+		a.fillOld(ctx, l, d.path, d.oldTree)
+	}
+	if l.oldErr != nil {
+		return errRelist
+	}
+	if l.row.err != nil {
+		return l.row.err
+	}
+	names := make([]string, 0, len(d.dirty.children))
+	for n := range d.dirty.children {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	// Check everything first, so a fallback to listing starts clean.
+	type step struct {
+		idx int
+		st  scan.Stat
+	}
+	var steps []step
+	for _, name := range names {
+		idx := sort.Search(len(l.old.Nodes), func(i int) bool { return l.old.Nodes[i].Name >= name })
+		if idx == len(l.old.Nodes) || l.old.Nodes[idx].Name != name || l.old.Nodes[idx].Type != snapshot.Dir {
+			return errRelist // reported below something that was not a directory
+		}
+		st, err := scan.Lstatat(d.fd, name)
+		if err != nil || !st.IsDir() {
+			return errRelist
+		}
+		steps = append(steps, step{idx, st})
+	}
+	d.listing = nil
+	d.rowTree, d.rowRaw, d.hasRow = l.row.tree, l.row.raw, l.row.ok
+	d.nodes = append([]snapshot.Node(nil), l.old.Nodes...)
+	d.recs = make([]scan.StatRecord, len(d.nodes))
+	// Without a valid stat row the records are unknown; recHoles marks the
+	// row as unusable so it is not written.
+	if l.recs != nil {
+		for i := range d.nodes {
+			if r := scan.FindStatRecord(l.recs, d.nodes[i].Name); r != nil {
+				d.recs[i] = *r
+			} else {
+				d.recHoles = true
+			}
+		}
+	} else {
+		d.recHoles = true
+	}
+	a.prog.Dirs.Add(1)
+	for _, s := range steps {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		n := &d.nodes[s.idx]
+		old := *n
+		p := joinPath(d.path, n.Name)
+		n.Mode, n.UID, n.GID, n.MTime = s.st.Mode&0o7777, s.st.UID, s.st.GID, s.st.MTime
+		rec := &d.recs[s.idx]
+		if rec.CTime == 0 || rec.CTime != s.st.CTime || rec.Ino != s.st.Ino || rec.Dev != s.st.Dev {
+			xs, err := scan.ListXattrs(d.fd, n.Name)
+			if err != nil {
+				a.report(p, err, true)
+			}
+			n.Xattrs = convertXattrs(xs)
+		}
+		*rec = scan.StatRecord{Name: n.Name, Ino: s.st.Ino, Dev: s.st.Dev, CTime: s.st.CTime}
+		plan, dt := a.planSubdir(d, n.Name, &old)
+		var v *vnode
+		if d.only != nil {
+			v = d.only[n.Name]
+		}
+		a.walkSubdir(ctx, d, s.idx, n.Name, p, s.st, &old, v, plan, dt)
+	}
+	return nil
+}
+
+
+// NeedFullScanError ends a journal scan that met something it cannot
+// handle safely with the directories it was given; the caller falls back to
+// a full scan and records the reason.
+type NeedFullScanError struct{ Reason string }
+
+func (e *NeedFullScanError) Error() string { return "journal scan not possible: " + e.Reason }
