@@ -17,6 +17,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/backend/local"
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/gentree"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
 	"golang.org/x/sys/unix"
@@ -523,4 +524,81 @@ func (e *env) subtree(root, path string) string {
 		e.t.Fatal(err)
 	}
 	return n.Subtree.String()
+}
+
+// TestInterruptExitCode: SIGINT stops a backup with exit code 130 and the
+// repository stays usable.
+func TestInterruptExitCode(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	if _, err := gentree.Generate(src, gentree.Spec{Files: 400, Seed: 5, LargeEvery: 2, LargeSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("init")
+	cmd := exec.Command(binary, "-r", e.repo, "--password-file", e.password, "--cache-dir", e.cache, "--insecure-kdf", "backup", src)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("interrupted backup: %v (%s)", err, errOut.String())
+	}
+	if len(e.snapshots()) != 0 {
+		t.Fatal("an interrupted backup saved a snapshot")
+	}
+	e.mustRun("check")
+	e.mustRun("backup", src)
+}
+
+// TestMultiGiBFile backs up and restores a 3 GiB file (sparse on disk,
+// with data at both ends and past the 2 GiB and 4 GiB offsets' low bits).
+func TestMultiGiBFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	os.MkdirAll(src, 0o755)
+	f, err := os.Create(filepath.Join(src, "huge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{0, 1<<31 - 3, 3<<30 - 5} {
+		if _, err := f.WriteAt([]byte("marker"), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	e.mustRun("init")
+	out := e.mustRun("backup", "--json", src)
+	if !strings.Contains(out.stdout, fmt.Sprintf(`"bytes": %d`, int64(3<<30)+1)) {
+		t.Fatalf("total size not reported exactly: %s", out.stdout)
+	}
+	target := filepath.Join(e.dir, "restore")
+	e.mustRun("restore", "latest", "--target", target)
+	g, err := os.Open(filepath.Join(target, src, "huge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	fi, _ := g.Stat()
+	if fi.Size() != 3<<30+1 {
+		t.Fatalf("restored size %d", fi.Size())
+	}
+	for _, off := range []int64{0, 1<<31 - 3, 3<<30 - 5} {
+		buf := make([]byte, 6)
+		if _, err := g.ReadAt(buf, off); err != nil || string(buf) != "marker" {
+			t.Fatalf("at %d: %q %v", off, buf, err)
+		}
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Blocks*512 > 64<<20 {
+		t.Fatalf("restored file is not sparse: %d bytes allocated", st.Blocks*512)
+	}
 }

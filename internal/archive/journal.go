@@ -168,7 +168,6 @@ func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
 	return nil
 }
 
-
 // NeedFullScanError ends a journal scan that met something it cannot
 // handle safely with the directories it was given; the caller falls back to
 // a full scan and records the reason.
