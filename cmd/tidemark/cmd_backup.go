@@ -16,6 +16,7 @@ import (
 func (a *app) backupCmd() *cobra.Command {
 	var opt backup.Options
 	var excludeFiles []string
+	var changedFrom string
 	cmd := &cobra.Command{
 		Use:   "backup PATH...",
 		Short: "Back up files and directories into a new snapshot",
@@ -29,6 +30,13 @@ func (a *app) backupCmd() *cobra.Command {
 				opt.Excludes = append(opt.Excludes, pats...)
 			}
 			opt.Paths = args
+			if changedFrom != "" {
+				list, err := backup.ReadChangedList(changedFrom)
+				if err != nil {
+					return err
+				}
+				opt.Changed, opt.ChangedSource = list, changedFrom
+			}
 			return a.runBackup(ctx, opt)
 		}),
 	}
@@ -39,6 +47,11 @@ func (a *app) backupCmd() *cobra.Command {
 	f.BoolVar(&opt.ReadAll, "read-all", false, "read every file, even when the parent snapshot says it is unchanged")
 	f.StringArrayVar(&opt.Tags, "tag", nil, "add a tag to the snapshot (repeatable)")
 	f.StringVar(&opt.Host, "host", "", "record this host name instead of the machine's")
+	f.StringVar(&opt.Scan, "scan", "auto", "auto: use the change journal when it proves an uninterrupted record, else scan fully; full; journal: fail instead of scanning fully")
+	f.IntVar(&opt.Policy.Every, "full-scan-every", 0, "force a full scan after this many journal-driven backups (0: never)")
+	f.DurationVar(&opt.Policy.MaxAge, "full-scan-max-age", 0, "force a full scan when the last one is older than this, e.g. 168h (0: never)")
+	f.StringVar(&opt.Policy.Window, "full-scan-window", "", "daily window HH:MM-HH:MM (local time) in which backups scan fully")
+	f.StringVar(&changedFrom, "changed-from", "", "file listing changed paths (one absolute path per line, e.g. from watchman): merge them into the parent snapshot instead of scanning")
 	return cmd
 }
 

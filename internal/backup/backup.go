@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/archive"
+	planpkg "github.com/tidemark/tidemark/internal/plan"
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/scan"
@@ -38,12 +39,19 @@ type Options struct {
 	Tags     []string
 	Host     string
 	Progress *archive.Progress
-	// Changed, when not nil, makes this a journal scan of these directories
-	// (see archive.Options.Changed); the planner sets it from a change
-	// journal that proved the list complete.
+	// Scan is "auto" (default), "full" or "journal" (fail rather than scan
+	// fully).
+	Scan string
+	// Policy forces full scans now and then.
+	Policy planpkg.Policy
+	// Journal is the change journal, nil if none is configured.
+	Journal Journal
+	// Changed, when not nil, is an externally produced list of changed
+	// paths (--changed-from): a scan of their directories is trusted for
+	// everything else.
 	Changed []string
-	// ChangedReason describes where Changed came from, for the record.
-	ChangedReason string
+	// ChangedSource names where Changed came from, for the record.
+	ChangedSource string
 	// RacyWindow is passed to the archiver (tests shorten it).
 	RacyWindow time.Duration
 	// Started is called once the plan is made, before scanning.
@@ -152,37 +160,20 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 		return nil, fmt.Errorf("find parent snapshot: %w", err)
 	}
 	set := StatSet(host, roots)
-	plan := Plan{Roots: roots, Parent: parent}
+	settings := SettingsHash(roots, opt.Excludes, opt.OneFileSystem)
 	aopt := archive.Options{Roots: roots, Excludes: ex, OneFileSystem: opt.OneFileSystem, ReadAll: opt.ReadAll, Progress: opt.Progress, RacyWindow: opt.RacyWindow}
-	switch {
-	case parent == nil:
-		plan.Mode, plan.Reason = snapshot.ModeFull, "no parent snapshot for this host and paths"
-	case opt.ReadAll:
-		plan.Mode, plan.Reason = snapshot.ModeFull, "--read-all: every file is read"
-	case st == nil:
-		plan.Mode, plan.Reason = snapshot.ModeFull, "no local state database: every file is read"
-	default:
-		has, err := st.HasDirStats(set)
-		if err != nil {
-			return nil, err
-		}
-		if !has {
-			plan.Mode, plan.Reason = snapshot.ModeFull, "the local stat cache has no records for these paths (new machine or deleted cache): every file is read"
-		} else {
-			plan.Mode = snapshot.ModeParentAssisted
-			plan.Reason = fmt.Sprintf("parent snapshot %s: files whose size, mtime, ctime, inode and device match it are not read", parent.ID.Short())
-		}
+	bplan, err := decide(ctx, st, set, settings, roots, parent, opt, start)
+	if err != nil {
+		return nil, err
 	}
 	if parent != nil {
 		aopt.ParentTree = parent.Tree
 	}
-	if plan.Mode == snapshot.ModeParentAssisted {
+	if bplan.Mode != snapshot.ModeFull {
 		aopt.Stats, aopt.StatSet = st, set
-		if opt.Changed != nil {
-			plan.Mode, plan.Reason = snapshot.ModeJournal, opt.ChangedReason
-			aopt.Changed = opt.Changed
-		}
+		aopt.Changed = bplan.changed
 	}
+	plan := bplan.Plan
 	if opt.Started != nil {
 		opt.Started(plan)
 	}
@@ -191,6 +182,9 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	res, err := archive.Run(ctx, r, aopt)
 	var full *archive.NeedFullScanError
 	if errors.As(err, &full) {
+		if opt.Scan == planpkg.ScanJournal {
+			return nil, fmt.Errorf("--scan journal: %w", err)
+		}
 		// Safety first: scan everything, and say why.
 		plan.Mode = snapshot.ModeParentAssisted
 		plan.Reason = "full scan: " + full.Reason
@@ -200,7 +194,7 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	if err != nil {
 		return nil, err
 	}
-	if plan.Mode == snapshot.ModeJournal {
+	if plan.Mode == snapshot.ModeJournal || plan.Mode == snapshot.ModeExternal {
 		// Files in untouched subtrees were not visited, but they are
 		// unchanged all the same.
 		res.Summary.FilesUnchanged = res.Totals.Files - res.Summary.FilesNew - res.Summary.FilesChanged
@@ -215,8 +209,13 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	}
 	sn := &snapshot.Snapshot{
 		Time: start.UTC(), Host: host, Username: username, Roots: roots, Tree: res.Tree, Tags: opt.Tags,
-		Excludes: opt.Excludes, Settings: SettingsHash(roots, opt.Excludes, opt.OneFileSystem),
-		Scan: snapshot.ScanInfo{Mode: plan.Mode, Reason: plan.Reason}, Totals: res.Totals, Summary: res.Summary, Program: Version,
+		Excludes: opt.Excludes, Settings: settings,
+		Scan: snapshot.ScanInfo{Mode: plan.Mode, Reason: plan.Reason, Cursor: bplan.cursor}, Totals: res.Totals, Summary: res.Summary, Program: Version,
+	}
+	if plan.Mode == snapshot.ModeJournal || plan.Mode == snapshot.ModeExternal {
+		sn.Scan.JournalSinceFull, sn.Scan.LastFull = parent.Scan.JournalSinceFull+1, parent.Scan.LastFull
+	} else {
+		sn.Scan.LastFull = start.UTC()
 	}
 	if parent != nil {
 		pid := parent.ID
@@ -232,11 +231,24 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 		if err := st.PutDirStats(ctx, set, res.StatUpdates); err != nil {
 			return nil, err
 		}
+		settingsJSON, err := json.Marshal(SetSettings{Host: host, Paths: roots, Excludes: opt.Excludes, OneFileSystem: opt.OneFileSystem, Policy: opt.Policy})
+		if err != nil {
+			return nil, err
+		}
+		if err := st.SaveSettings(ctx, set, settingsJSON); err != nil {
+			return nil, err
+		}
 		if err := st.RecordBackup(ctx, state.Backup{Snapshot: sn.ID.String(), Time: sn.Time, Host: host, Roots: roots,
 			Mode: plan.Mode, Reason: plan.Reason, FilesNew: res.Summary.FilesNew, FilesChanged: res.Summary.FilesChanged,
 			FilesUnchanged: res.Summary.FilesUnchanged, BytesRead: res.Summary.BytesRead, BytesAdded: sn.Summary.BytesAdded,
 			TotalBytes: res.Totals.Bytes, TotalFiles: res.Totals.Files, Errors: res.Summary.Errors, Duration: sn.Summary.Duration}); err != nil {
 			return nil, err
+		}
+	}
+	if bplan.cursor != nil && opt.Journal != nil {
+		// Records up to this cursor are no longer needed by this set.
+		if err := opt.Journal.Release(fmt.Sprintf("%x", set), bplan.cursor); err != nil {
+			return nil, fmt.Errorf("release journal records: %w", err)
 		}
 	}
 	return &Result{Snapshot: sn, Parent: parent, Errors: res.Errors}, nil
@@ -248,4 +260,168 @@ func (r *Result) ParentID() blob.ID {
 		return blob.Null
 	}
 	return r.Parent.ID
+}
+
+// SetSettings are the stored settings of a backup set.
+type SetSettings struct {
+	Host          string         `json:"host"`
+	Paths         []string       `json:"paths"`
+	Excludes      []string       `json:"excludes,omitempty"`
+	OneFileSystem bool           `json:"one_file_system,omitempty"`
+	Policy        planpkg.Policy `json:"full_scan_policy"`
+}
+
+// Journal is what a backup needs of a change journal. Cursors are opaque.
+type Journal interface {
+	// Fence proves that every change made so far is recorded and returns
+	// the position after them.
+	Fence(ctx context.Context, roots []string) (json.RawMessage, error)
+	// Since returns the directories that may have changed between two
+	// cursors, or an error (a gap) when the record is not provably
+	// complete; the error's text is the reason.
+	Since(ctx context.Context, from, to json.RawMessage, roots []string) ([]string, error)
+	// Release says the backup set no longer needs records up to c.
+	Release(set string, c json.RawMessage) error
+}
+
+// decision is the plan plus what the scan needs to carry it out.
+type decision struct {
+	Plan
+	changed []string
+	cursor  json.RawMessage
+}
+
+// decide picks the scan mode and its reason. Every rule is in plan.Decide
+// or here, in this order: forced and impossible cases, then the fence,
+// then the journal's answer.
+func decide(ctx context.Context, st *state.DB, set []byte, settings string, roots []string, parent *snapshot.Snapshot, opt Options, now time.Time) (decision, error) {
+	d := decision{Plan: Plan{Roots: roots, Parent: parent}}
+	if err := opt.Policy.Validate(); err != nil {
+		return d, err
+	}
+	hasStats := false
+	if st != nil && parent != nil {
+		var err error
+		if hasStats, err = st.HasDirStats(set); err != nil {
+			return d, err
+		}
+	}
+	// The full-scan fallbacks: read everything, or walk everything and
+	// skip files whose metadata matches the parent.
+	fullScan := func(reason string) decision {
+		switch {
+		case parent == nil:
+			d.Mode = snapshot.ModeFull
+		case opt.ReadAll:
+			d.Mode, reason = snapshot.ModeFull, "--read-all: every file is read"
+		case st == nil:
+			d.Mode, reason = snapshot.ModeFull, "no local state database: every file is read"
+		case !hasStats:
+			d.Mode, reason = snapshot.ModeFull, "the local stat cache has no records for these paths (new machine or deleted cache): every file is read"
+		default:
+			d.Mode = snapshot.ModeParentAssisted
+			reason += fmt.Sprintf("; files whose size, mtime, ctime, inode and device match parent snapshot %s are not read", parent.ID.Short())
+		}
+		d.Reason = reason
+		return d
+	}
+	if opt.Changed != nil {
+		if parent == nil || !hasStats || opt.ReadAll {
+			return fullScan("no parent snapshot to merge --changed-from into"), nil
+		}
+		d.Mode, d.changed = snapshot.ModeExternal, changedDirs(opt.Changed)
+		d.Reason = fmt.Sprintf("changed paths from %s (%d entries); everything else is taken from parent snapshot %s unchecked", opt.ChangedSource, len(opt.Changed), parent.ID.Short())
+		return d, nil
+	}
+	// Take the cursor first, whatever this backup then does: the next
+	// backup needs it to use the journal.
+	var gap string
+	if opt.Journal == nil {
+		gap = "no change journal configured"
+	} else if opt.Scan != planpkg.ScanFull {
+		c, err := opt.Journal.Fence(ctx, roots)
+		if err != nil {
+			if ctx.Err() != nil {
+				return d, ctx.Err()
+			}
+			gap = err.Error()
+		} else {
+			d.cursor = c
+		}
+	}
+	in := planpkg.Input{Scan: opt.Scan, Settings: settings, HasStatCache: hasStats && st != nil && !opt.ReadAll, Policy: opt.Policy, Now: now}
+	if parent != nil {
+		in.Parent = &planpkg.Parent{Cursor: string(parent.Scan.Cursor), Settings: parent.Settings,
+			JournalSinceFull: parent.Scan.JournalSinceFull, LastFull: parent.Scan.LastFull}
+	}
+	pd, err := planpkg.Decide(in)
+	if err != nil {
+		return d, err
+	}
+	if !pd.TryJournal {
+		return fullScan(pd.Reason), nil
+	}
+	fail := func(reason string) (decision, error) {
+		if opt.Scan == planpkg.ScanJournal {
+			return d, fmt.Errorf("--scan journal: cannot use the change journal: %s", reason)
+		}
+		return fullScan(reason), nil
+	}
+	if d.cursor == nil {
+		return fail(gap)
+	}
+	dirs, err := opt.Journal.Since(ctx, parent.Scan.Cursor, d.cursor, roots)
+	if err != nil {
+		if ctx.Err() != nil {
+			return d, ctx.Err()
+		}
+		return fail(err.Error())
+	}
+	d.Mode, d.changed = snapshot.ModeJournal, dirs
+	if d.changed == nil {
+		d.changed = []string{}
+	}
+	d.Reason = fmt.Sprintf("change journal: %d directories changed since parent snapshot %s", len(dirs), parent.ID.Short())
+	return d, nil
+}
+
+// changedDirs turns changed paths into the directories to list again: the
+// parent of each (its entry changed) and the path itself (in case it is a
+// directory whose entries changed).
+func changedDirs(paths []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, p := range paths {
+		p = filepath.Clean(p)
+		add(p)
+		add(filepath.Dir(p))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ReadChangedList reads --changed-from: absolute paths, one per line.
+func ReadChangedList(name string) ([]string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("--changed-from: %w", err)
+	}
+	out := []string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if line == "" {
+			continue
+		}
+		if !filepath.IsAbs(line) {
+			return nil, fmt.Errorf("--changed-from %s line %d: %q is not an absolute path", name, i+1, line)
+		}
+		out = append(out, line)
+	}
+	return out, nil
 }

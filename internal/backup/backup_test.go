@@ -333,7 +333,7 @@ func TestJournalScanEqualsFullScan(t *testing.T) {
 				time.Sleep(2 * racy)
 			}
 			inc, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy,
-				Changed: m.takeTouched(), ChangedReason: "test delta"})
+				Changed: m.takeTouched(), ChangedSource: "the test"})
 			if err != nil {
 				rt.Fatal(err)
 			}
@@ -341,7 +341,7 @@ func TestJournalScanEqualsFullScan(t *testing.T) {
 			if err != nil {
 				rt.Fatal(err)
 			}
-			if inc.Snapshot.Scan.Mode == snapshot.ModeJournal {
+			if inc.Snapshot.Scan.Mode == snapshot.ModeExternal {
 				journals++
 			} else {
 				fallbacks++

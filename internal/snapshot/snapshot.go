@@ -24,12 +24,23 @@ const (
 	// ModeJournal: only the directories a change journal reported were
 	// listed; every other subtree was taken from the parent by ID.
 	ModeJournal = "journal"
+	// ModeExternal: like ModeJournal, with the changed paths given by the
+	// user (--changed-from), who is trusted for what is not listed.
+	ModeExternal = "external list"
 )
 
 // ScanInfo says how a snapshot was scanned and why.
 type ScanInfo struct {
 	Mode   string `json:"mode"`
 	Reason string `json:"reason"`
+	// Cursor is the change journal position taken (after a fence) before
+	// the scan: the next backup asks the journal what changed since.
+	Cursor json.RawMessage `json:"cursor,omitempty"`
+	// JournalSinceFull counts journal-driven backups since the last full
+	// scan in this snapshot's chain; LastFull is that full scan's time.
+	// The forced-full-scan policy uses both.
+	JournalSinceFull int       `json:"journal_since_full"`
+	LastFull         time.Time `json:"last_full"`
 }
 
 // Summary holds the counts of one backup run.

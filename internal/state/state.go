@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS backups (
 	errors INTEGER,
 	duration_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS backup_sets (
+	backup_set BLOB PRIMARY KEY,
+	settings TEXT NOT NULL,
+	updated TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dirstats (
 	backup_set BLOB NOT NULL,
 	path BLOB NOT NULL,
@@ -190,4 +195,34 @@ func (d *DB) PutDirStats(ctx context.Context, set []byte, rows []DirStatsUpdate)
 		}
 	}
 	return tx.Commit()
+}
+
+// SaveSettings stores the settings of a backup set (paths, excludes,
+// options and the forced-full-scan policy, as JSON) so that continuous mode
+// and the web UI run it the same way.
+func (d *DB) SaveSettings(ctx context.Context, set []byte, settingsJSON []byte) error {
+	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO backup_sets (backup_set, settings, updated) VALUES (?,?,?)`,
+		set, string(settingsJSON), time.Now().UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("save backup settings: %w", err)
+	}
+	return nil
+}
+
+// Settings returns the stored settings JSON of every backup set.
+func (d *DB) Settings(ctx context.Context) ([][]byte, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT settings FROM backup_sets ORDER BY updated`)
+	if err != nil {
+		return nil, fmt.Errorf("read backup settings: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("read backup settings: %w", err)
+		}
+		out = append(out, []byte(s))
+	}
+	return out, rows.Err()
 }
