@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/archive"
-	planpkg "github.com/tidemark/tidemark/internal/plan"
 	"github.com/tidemark/tidemark/internal/blob"
+	planpkg "github.com/tidemark/tidemark/internal/plan"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
