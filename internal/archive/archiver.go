@@ -531,7 +531,7 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 			n.Rdev = st.Rdev
 		case snapshot.Dir:
 			d.nodes[i], d.recs[i] = n, rec
-			plan, dt := a.planSubdir(d, name, on)
+			plan, dt := a.planSubdir(d, name, on, st, scan.FindStatRecord(oldRecs, name))
 			if plan == planReuse {
 				d.nodes[i].Subtree, d.nodes[i].Agg = on.Subtree, on.Agg
 				a.dirsUnchanged.Add(1)

@@ -63,14 +63,28 @@ const (
 	planAncestor                   // above reported directories: keep its entries, descend
 )
 
-func (a *archiver) planSubdir(d *dirJob, name string, on *snapshot.Node) (subdirPlan, *dirtyNode) {
+func (a *archiver) planSubdir(d *dirJob, name string, on *snapshot.Node, st scan.Stat, rec *scan.StatRecord) (subdirPlan, *dirtyNode) {
 	if !d.journal {
 		return planScanAll, nil
 	}
 	if on == nil || on.Type != snapshot.Dir {
 		return planScanAll, nil // new or replaced: nothing to reuse
 	}
+	// The journal reports the directories in which something happened, so
+	// a directory moved here whole, or replaced by another of the same name,
+	// shows up only as a change in this directory. Reuse a subtree only if
+	// it is provably the same directory object, unchanged itself.
+	if rec == nil || rec.CTime == 0 || rec.Ino != st.Ino || rec.Dev != st.Dev {
+		return planScanAll, nil
+	}
 	dt := d.dirty.child(name)
+	if rec.CTime != st.CTime {
+		// Its metadata or entries changed: list it again.
+		if dt == nil {
+			dt = &dirtyNode{self: true}
+		}
+		return planList, dt
+	}
 	switch {
 	case dt == nil:
 		return planReuse, nil
@@ -150,6 +164,7 @@ func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
 		p := joinPath(d.path, n.Name)
 		n.Mode, n.UID, n.GID, n.MTime = s.st.Mode&0o7777, s.st.UID, s.st.GID, s.st.MTime
 		rec := &d.recs[s.idx]
+		oldRec := *rec
 		if rec.CTime == 0 || rec.CTime != s.st.CTime || rec.Ino != s.st.Ino || rec.Dev != s.st.Dev {
 			xs, err := scan.ListXattrs(d.fd, n.Name)
 			if err != nil {
@@ -158,7 +173,11 @@ func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
 			n.Xattrs = convertXattrs(xs)
 		}
 		*rec = scan.StatRecord{Name: n.Name, Ino: s.st.Ino, Dev: s.st.Dev, CTime: s.st.CTime}
-		plan, dt := a.planSubdir(d, n.Name, &old)
+		var prev *scan.StatRecord
+		if oldRec.Name != "" {
+			prev = &oldRec
+		}
+		plan, dt := a.planSubdir(d, n.Name, &old, s.st, prev)
 		var v *vnode
 		if d.only != nil {
 			v = d.only[n.Name]

@@ -125,7 +125,7 @@ func (a *archiver) schedulePrefetch(d *dirJob, l *listing) {
 				oldTree = on.Subtree
 			}
 		}
-		if plan, _ := a.planSubdir(d, name, on); plan == planReuse || plan == planAncestor {
+		if plan, _ := a.planSubdir(d, name, on, st, scan.FindStatRecord(l.recs, name)); plan == planReuse || plan == planAncestor {
 			continue // not listed: nothing to prefetch
 		}
 		out := &listing{fd: -1, done: make(chan struct{})}

@@ -100,8 +100,11 @@ func (m *fsModel) mutate(t *rapid.T) {
 	if len(m.files) > 0 {
 		ops = append(ops, "append", "same-size", "truncate", "rename", "delete", "hardlink", "chmod", "xattr", "touch", "replace-type")
 	}
+	if len(m.files) > 1 {
+		ops = append(ops, "rename-over")
+	}
 	if len(m.dirs) > 1 {
-		ops = append(ops, "rmdir", "move-dir")
+		ops = append(ops, "rmdir", "move-dir", "replace-dir")
 	}
 	op := rapid.SampledFrom(ops).Draw(t, "op")
 	pick := func() string {
@@ -167,6 +170,23 @@ func (m *fsModel) mutate(t *rapid.T) {
 		p := pick()
 		if err = os.Remove(p); err == nil {
 			err = os.Mkdir(p, 0o755)
+		}
+	case "rename-over":
+		from, to := pick(), pick()
+		err = os.Rename(from, to)
+	case "replace-dir":
+		// Put another directory (with its contents) in place of one: only
+		// the parents see events.
+		d := rapid.SampledFrom(m.dirs[1:]).Draw(t, "dir")
+		other := m.fresh(t, "x")
+		m.touch(d, other)
+		if err = os.MkdirAll(filepath.Join(other, "inner"), 0o755); err == nil {
+			os.WriteFile(filepath.Join(other, "inner", "f"), []byte("replacement"), 0o644)
+			tmp := m.fresh(t, "old")
+			m.touch(tmp)
+			if err = os.Rename(d, tmp); err == nil {
+				err = os.Rename(other, d)
+			}
 		}
 	case "rmdir":
 		d := rapid.SampledFrom(m.dirs[1:]).Draw(t, "dir")

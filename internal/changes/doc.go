@@ -1,0 +1,32 @@
+// Package changes records which directories change on Linux so that a backup
+// can rescan only those, and answers, for two cursors, what may have changed
+// between them — or that it cannot prove an uninterrupted record (ErrGap).
+//
+// A long-running watcher (Watch, the `tidemark watch` command) listens to
+// fanotify filesystem marks (FAN_MARK_FILESYSTEM with FAN_REPORT_DFID_NAME;
+// CAP_SYS_ADMIN) or, as a fallback, to recursive inotify watches, and appends
+// records to an on-disk journal in its state directory: one directory per
+// epoch (a random ID chosen at each watcher start), holding segment files of
+// checksummed records (dirty directory, subtree to rescan, changed inode,
+// fence, gap, start).
+//
+// Readers (the backup) use a Journal:
+//
+//   - Fence creates a marker file in the state directory, which the watcher
+//     sees through the same ordered event queue as the backed-up trees, and
+//     returns the cursor of the fence record: every change made before the
+//     Fence call is in the journal before that cursor.
+//   - Since returns the directories recorded between two cursors, restricted
+//     to the backup's roots, or a *GapError when the record between them is
+//     not provably complete: another epoch (the watcher restarted or was
+//     killed), a gap record (queue overflow, watch limit, unmounted or
+//     unsupported filesystem, read error), records already compacted away,
+//     or a missing or damaged journal.
+//   - Release lets compaction delete records every backup set has passed.
+//
+// What the journal promises is deliberately narrow: a directory not listed
+// did not have entries created, deleted, renamed, or their metadata or
+// content changed, between the two cursors. It never says what changed; the
+// backup re-lists each listed directory and compares with its parent
+// snapshot.
+package changes

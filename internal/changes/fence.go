@@ -1,0 +1,132 @@
+package changes
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Fence proves that everything that happened before it is in the journal:
+// it creates a marker file in the state directory (watched through the same
+// ordered event queue as the roots), waits up to timeout until the watcher
+// has recorded it, and returns the cursor of that record. It fails with a
+// *GapError when no healthy watcher covers all roots.
+func (j *Journal) Fence(ctx context.Context, roots []string, timeout time.Duration) (Cursor, error) {
+	roots, err := cleanRoots(roots)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("journal fence: %w", err)
+	}
+	ws, err := j.healthyWatcher()
+	if err != nil {
+		return Cursor{}, err
+	}
+	if err := checkCoverage(ws, roots); err != nil {
+		return Cursor{}, err
+	}
+	tail, err := newTailer(j.l.epoch(ws.Epoch))
+	if err != nil {
+		return Cursor{}, gapf("journal error: %v", err)
+	}
+	var rnd [12]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return Cursor{}, fmt.Errorf("journal fence: %w", err)
+	}
+	name := hex.EncodeToString(rnd[:])
+	marker := filepath.Join(j.l.fences(), name)
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			return Cursor{}, gapf("watcher not running (cannot create fence marker: %v)", err)
+		}
+		return Cursor{}, fmt.Errorf("journal fence: %w", err)
+	}
+	f.Close()
+	// The marker has done its job once the watcher saw it; its deletion is
+	// an event the watcher ignores.
+	defer os.Remove(marker)
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	wait := time.Millisecond
+	lastCheck := time.Now()
+	for {
+		var seq uint64
+		found, err := tail.poll(func(r Record) bool {
+			if r.Kind == RecFence && r.Path == name {
+				seq = r.Seq
+				return true
+			}
+			return false
+		})
+		if err != nil {
+			return Cursor{}, gapf("journal error: %v", err)
+		}
+		if found {
+			return Cursor{Kind: ws.Kind, Epoch: ws.Epoch, Seq: seq}, nil
+		}
+		if time.Since(lastCheck) > 250*time.Millisecond {
+			// Fail early when the watcher died or restarted meanwhile.
+			lastCheck = time.Now()
+			now, err := j.healthyWatcher()
+			if err != nil {
+				return Cursor{}, err
+			}
+			if now.Epoch != ws.Epoch {
+				return Cursor{}, gapf("epoch changed")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return Cursor{}, gapf("fence timeout: the watcher did not record the fence within %v", timeout)
+			}
+			return Cursor{}, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 20*time.Millisecond)
+	}
+}
+
+// healthyWatcher returns the running watcher's state, or a *GapError.
+func (j *Journal) healthyWatcher() (*WatcherState, error) {
+	var ws WatcherState
+	if err := readJSON(j.l.watcher(), &ws); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, gapf("watcher not running")
+		}
+		return nil, gapf("journal error: %v", err)
+	}
+	alive, err := watcherLocked(j.l.lock())
+	if err != nil {
+		return nil, gapf("journal error: %v", err)
+	}
+	if !alive {
+		return nil, gapf("watcher not running")
+	}
+	if age := j.now().Sub(ws.Heartbeat); age > heartbeatStale {
+		return nil, gapf("watcher not responding (last heartbeat %v ago)", age.Round(time.Second))
+	}
+	return &ws, nil
+}
+
+// checkCoverage returns a *GapError unless every root is at or below a
+// watched root and overlaps no uncovered path.
+func checkCoverage(ws *WatcherState, roots []string) error {
+	for _, r := range roots {
+		if !underAny(r, ws.Roots) {
+			return gapf("path not watched: %s", r)
+		}
+		for _, u := range ws.Uncovered {
+			if overlaps(u.Path, r) {
+				return gapf("%s", u.Reason)
+			}
+		}
+	}
+	return nil
+}
