@@ -412,11 +412,9 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 		oldRecs = l.recs
 	}
 	if a.journalScan && old != nil {
-		for i := range old.Nodes {
-			if old.Nodes[i].MultiLink {
-				a.fatal(&NeedFullScanError{Reason: "hard-linked files in a changed directory (" + joinPath(d.path, old.Nodes[i].Name) + ")"})
-				return
-			}
+		if err := a.checkRemovedLinks(ctx, d, l, old, oldRecs); err != nil {
+			a.fatal(err)
+			return
 		}
 	}
 	a.schedulePrefetch(d, l)

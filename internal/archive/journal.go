@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
@@ -193,3 +194,57 @@ func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
 type NeedFullScanError struct{ Reason string }
 
 func (e *NeedFullScanError) Error() string { return "journal scan not possible: " + e.Reason }
+
+// checkRemovedLinks ends a journal scan when a listed directory held
+// hard-linked files, directly or in a subdirectory that is now gone or
+// replaced: the other links of those inodes sit in directories the scan
+// does not visit, whose nodes (link flags, first-link paths) would go
+// stale.
+func (a *archiver) checkRemovedLinks(ctx context.Context, d *dirJob, l *listing, old *snapshot.Tree, oldRecs []scan.StatRecord) error {
+	for i := range old.Nodes {
+		on := &old.Nodes[i]
+		p := joinPath(d.path, on.Name)
+		if on.MultiLink {
+			return &NeedFullScanError{Reason: "hard-linked file changed: " + p}
+		}
+		if on.Type != snapshot.Dir {
+			continue
+		}
+		k := sort.SearchStrings(l.names, on.Name)
+		gone := k == len(l.names) || l.names[k] != on.Name || l.statErrs[k] != nil || !l.stats[k].IsDir()
+		if !gone {
+			if plan, _ := a.planSubdir(d, on.Name, on, l.stats[k], scan.FindStatRecord(oldRecs, on.Name)); plan != planScanAll {
+				continue
+			}
+		}
+		has, err := a.linksBelow(ctx, on.Subtree)
+		if err != nil {
+			return err
+		}
+		if has {
+			return &NeedFullScanError{Reason: "hard-linked files in a removed or replaced directory: " + p}
+		}
+	}
+	return nil
+}
+
+// linksBelow reports whether a subtree of the parent snapshot holds
+// hard-linked files. Its cost follows the size of what was removed.
+func (a *archiver) linksBelow(ctx context.Context, id blob.ID) (bool, error) {
+	t, err := snapshot.LoadTree(ctx, a.repo, id)
+	if err != nil {
+		return false, err
+	}
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		if n.MultiLink {
+			return true, nil
+		}
+		if n.Type == snapshot.Dir {
+			if has, err := a.linksBelow(ctx, n.Subtree); has || err != nil {
+				return has, err
+			}
+		}
+	}
+	return false, nil
+}
