@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/archive"
+	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/blob"
 	planpkg "github.com/tidemark/tidemark/internal/plan"
 	"github.com/tidemark/tidemark/internal/repo"
@@ -155,11 +156,11 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	}
 	defer lock.Unlock()
 
-	parent, err := snapshot.LatestFor(ctx, r, host, roots)
+	set := StatSet(host, roots)
+	parent, err := findParent(ctx, r, st, set, host, roots)
 	if err != nil {
 		return nil, fmt.Errorf("find parent snapshot: %w", err)
 	}
-	set := StatSet(host, roots)
 	settings := SettingsHash(roots, opt.Excludes, opt.OneFileSystem)
 	aopt := archive.Options{Roots: roots, Excludes: ex, OneFileSystem: opt.OneFileSystem, ReadAll: opt.ReadAll, Progress: opt.Progress, RacyWindow: opt.RacyWindow}
 	bplan, err := decide(ctx, st, set, settings, roots, parent, opt, start)
@@ -235,7 +236,7 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 		if err != nil {
 			return nil, err
 		}
-		if err := st.SaveSettings(ctx, set, settingsJSON); err != nil {
+		if err := st.SaveSettings(ctx, set, settingsJSON, sn.ID.String()); err != nil {
 			return nil, err
 		}
 		if err := st.RecordBackup(ctx, state.Backup{Snapshot: sn.ID.String(), Time: sn.Time, Host: host, Roots: roots,
@@ -424,4 +425,30 @@ func ReadChangedList(name string) ([]string, error) {
 		out = append(out, line)
 	}
 	return out, nil
+}
+
+// findParent returns the newest snapshot of the set. The state database
+// remembers it, which spares listing and reading every snapshot record; an
+// older parent than the newest (made through another cache) is still a
+// correct parent, just a less useful one.
+func findParent(ctx context.Context, r *repo.Repository, st *state.DB, set []byte, host string, roots []string) (*snapshot.Snapshot, error) {
+	if st != nil {
+		last, err := st.LastSnapshot(ctx, set)
+		if err != nil {
+			return nil, err
+		}
+		if id, err := blob.ParseID(last); err == nil {
+			// Ask the repository itself: a cached copy outlives a snapshot
+			// that was forgotten, whose trees may be gone.
+			if _, err := r.Raw().Stat(ctx, backend.Handle{Type: backend.Snapshot, Name: last}); err != nil {
+				return snapshot.LatestFor(ctx, r, host, roots)
+			}
+			sn, err := snapshot.Load(ctx, r, id)
+			if err == nil && sn.Host == host && strings.Join(sn.Roots, "\x00") == strings.Join(roots, "\x00") {
+				return sn, nil
+			}
+			// Gone (forgotten) or unreadable: look for another.
+		}
+	}
+	return snapshot.LatestFor(ctx, r, host, roots)
 }

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS backups (
 CREATE TABLE IF NOT EXISTS backup_sets (
 	backup_set BLOB PRIMARY KEY,
 	settings TEXT NOT NULL,
-	updated TEXT NOT NULL
+	updated TEXT NOT NULL,
+	last_snapshot TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS dirstats (
 	backup_set BLOB NOT NULL,
@@ -200,9 +201,11 @@ func (d *DB) PutDirStats(ctx context.Context, set []byte, rows []DirStatsUpdate)
 // SaveSettings stores the settings of a backup set (paths, excludes,
 // options and the forced-full-scan policy, as JSON) so that continuous mode
 // and the web UI run it the same way.
-func (d *DB) SaveSettings(ctx context.Context, set []byte, settingsJSON []byte) error {
-	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO backup_sets (backup_set, settings, updated) VALUES (?,?,?)`,
-		set, string(settingsJSON), time.Now().UTC().Format(time.RFC3339Nano))
+// lastSnapshot is the set's newest snapshot ID, so the next backup finds
+// its parent without listing every snapshot in the repository.
+func (d *DB) SaveSettings(ctx context.Context, set []byte, settingsJSON []byte, lastSnapshot string) error {
+	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO backup_sets (backup_set, settings, updated, last_snapshot) VALUES (?,?,?,?)`,
+		set, string(settingsJSON), time.Now().UTC().Format(time.RFC3339Nano), lastSnapshot)
 	if err != nil {
 		return fmt.Errorf("save backup settings: %w", err)
 	}
@@ -225,4 +228,18 @@ func (d *DB) Settings(ctx context.Context) ([][]byte, error) {
 		out = append(out, []byte(s))
 	}
 	return out, rows.Err()
+}
+
+// LastSnapshot returns the ID of the set's newest snapshot made through
+// this database, or "".
+func (d *DB) LastSnapshot(ctx context.Context, set []byte) (string, error) {
+	var id string
+	err := d.db.QueryRowContext(ctx, `SELECT last_snapshot FROM backup_sets WHERE backup_set = ?`, set).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read last snapshot: %w", err)
+	}
+	return id, nil
 }
