@@ -45,14 +45,15 @@ func main() {
 	changes := flag.Int("changes", 100, "files changed before the incremental backup")
 	work := flag.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	resticBin := flag.String("restic", "", "restic binary (default: install "+resticVersion+")")
+	journal := flag.Bool("journal", true, "also benchmark journal-driven backups with a running watcher")
 	flag.Parse()
-	if err := run(*files, *changes, *work, *resticBin); err != nil {
+	if err := run(*files, *changes, *work, *resticBin, *journal); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(files, changes int, work, resticBin string) error {
+func run(files, changes int, work, resticBin string, journal bool) error {
 	ctx := context.Background()
 	if work == "" {
 		d, err := os.MkdirTemp("", "tidemark-bench-")
@@ -171,7 +172,122 @@ func run(files, changes int, work, resticBin string) error {
 		return strings.Fields(string(out) + " ?")[0]
 	}
 	fmt.Printf("repository size: tidemark %s, restic %s\n", repoSize(filepath.Join(work, "tm-repo")), repoSize(filepath.Join(work, "restic-repo")))
+	if !journal {
+		return nil
+	}
+	return journalBench(ctx, work, src, tools[0], tools[1], files)
+}
+
+// journalBench times journal-driven incremental backups against Tidemark's
+// own full scan and restic, on the same tree, with a real watcher.
+func journalBench(ctx context.Context, work, src string, tm, restic *tool, files int) error {
+	fmt.Printf("\n== change journal (%d files)\n", files)
+	state := filepath.Join(work, "tm-state")
+	tm.env = append(tm.env, "XDG_STATE_HOME="+filepath.Join(work, "xdg-state"))
+	watch := exec.CommandContext(ctx, tm.bin, "watch", "--state", state, src)
+	watch.Env = append(os.Environ(), tm.env...)
+	var watchOut bytes.Buffer
+	watch.Stdout, watch.Stderr = &watchOut, &watchOut
+	if err := watch.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = watch.Process.Signal(syscall.SIGTERM)
+		_ = watch.Wait()
+	}()
+	backup := func(extra ...string) (measure, error) {
+		return tm.exec(ctx, "backup", append([]string{"--state", state}, append(extra, src)...)...)
+	}
+	// Wait for the watcher, then take the first snapshot with a cursor.
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat(filepath.Join(state, "watcher.json")); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := backup(); err != nil {
+		return fmt.Errorf("%w\nwatcher: %s", err, watchOut.String())
+	}
+	rows := [][3]string{}
+	add := func(label string, m measure) {
+		rows = append(rows, [3]string{label, fmt.Sprintf("%.3fs", m.wall.Seconds()), fmt.Sprintf("%.0f MiB", float64(m.rss)/1024)})
+		fmt.Printf("  %-46s %8.3fs  %6.1f MiB peak RSS\n", label, m.wall.Seconds(), float64(m.rss)/1024)
+	}
+	m, err := backup("--scan", "journal")
+	if err != nil {
+		return err
+	}
+	add("tidemark journal backup, no change", m)
+	var j100, full100, restic100 measure
+	for _, n := range []int{100, 10000} {
+		if _, err := gentree.Modify(src, n, uint64(n)); err != nil {
+			return err
+		}
+		jm, err := backup("--scan", "journal")
+		if err != nil {
+			return err
+		}
+		add(fmt.Sprintf("tidemark journal backup, %d changed", n), jm)
+		if n == 100 {
+			j100 = jm
+			if restic100, err = restic.exec(ctx, "backup", src); err != nil {
+				return err
+			}
+			add("restic incremental backup, 100 changed", restic100)
+			if full100, err = backup("--scan", "full"); err != nil {
+				return err
+			}
+			add("tidemark full scan (parent-assisted), 100 changed", full100)
+		}
+	}
+	fmt.Printf("  ratios: restic/journal %.1fx, tidemark-full/journal %.1fx (100 changed files)\n",
+		restic100.wall.Seconds()/j100.wall.Seconds(), full100.wall.Seconds()/j100.wall.Seconds())
+
+	// The watcher's own cost while 100,000 files are created and deleted.
+	cpu0, _ := procCPU(watch.Process.Pid)
+	churn := filepath.Join(src, "churn")
+	os.MkdirAll(churn, 0o755)
+	start := time.Now()
+	for i := 0; i < 100000; i++ {
+		p := filepath.Join(churn, fmt.Sprintf("c%06d", i))
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			return err
+		}
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	took := time.Since(start)
+	time.Sleep(500 * time.Millisecond)
+	cpu1, hwm := procCPU(watch.Process.Pid)
+	fmt.Printf("  watcher while 100,000 files were created and deleted in %.1fs: %.2fs CPU, peak RSS %d MiB\n", took.Seconds(), (cpu1 - cpu0).Seconds(), hwm/1024)
+	m, err = backup("--scan", "journal")
+	if err != nil {
+		return err
+	}
+	add("tidemark journal backup after the churn", m)
 	return nil
+}
+
+// procCPU returns a process's CPU time and peak RSS (KiB).
+func procCPU(pid int) (time.Duration, int64) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	var hwm int64
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), &hwm)
+		}
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, hwm
 }
 
 // exec runs one operation and measures wall time and the child's peak RSS.

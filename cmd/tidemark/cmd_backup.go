@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/archive"
 	"github.com/tidemark/tidemark/internal/backup"
+	"github.com/tidemark/tidemark/internal/changes"
 	"github.com/tidemark/tidemark/internal/scan"
 	"golang.org/x/term"
 )
@@ -16,7 +17,7 @@ import (
 func (a *app) backupCmd() *cobra.Command {
 	var opt backup.Options
 	var excludeFiles []string
-	var changedFrom string
+	var changedFrom, stateDir string
 	cmd := &cobra.Command{
 		Use:   "backup PATH...",
 		Short: "Back up files and directories into a new snapshot",
@@ -37,6 +38,15 @@ func (a *app) backupCmd() *cobra.Command {
 				}
 				opt.Changed, opt.ChangedSource = list, changedFrom
 			}
+			if opt.Changed == nil && opt.Scan != "full" {
+				j, err := openJournal(stateDir)
+				if err != nil {
+					return err
+				}
+				if j != nil {
+					opt.Journal = backup.ChangeJournal(j)
+				}
+			}
 			return a.runBackup(ctx, opt)
 		}),
 	}
@@ -51,6 +61,7 @@ func (a *app) backupCmd() *cobra.Command {
 	f.IntVar(&opt.Policy.Every, "full-scan-every", 0, "force a full scan after this many journal-driven backups (0: never)")
 	f.DurationVar(&opt.Policy.MaxAge, "full-scan-max-age", 0, "force a full scan when the last one is older than this, e.g. 168h (0: never)")
 	f.StringVar(&opt.Policy.Window, "full-scan-window", "", "daily window HH:MM-HH:MM (local time) in which backups scan fully")
+	f.StringVar(&stateDir, "state", "", "the change journal's state directory, shared with `tidemark watch` (default $XDG_STATE_HOME/tidemark)")
 	f.StringVar(&changedFrom, "changed-from", "", "file listing changed paths (one absolute path per line, e.g. from watchman): merge them into the parent snapshot instead of scanning")
 	return cmd
 }
@@ -126,4 +137,25 @@ func (a *app) runBackup(ctx context.Context, opt backup.Options) error {
 		return errPartial
 	}
 	return nil
+}
+
+// openJournal opens the change journal in dir (default: the standard state
+// directory). No directory means no journal, not an error: the backup then
+// scans fully and says why.
+func openJournal(dir string) (*changes.Journal, error) {
+	if dir == "" {
+		d, err := changes.DefaultStateDir()
+		if err != nil {
+			return nil, nil
+		}
+		dir = d
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, nil
+	}
+	j, err := changes.OpenJournal(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open change journal in %s: %w", dir, err)
+	}
+	return j, nil
 }

@@ -52,6 +52,9 @@ type Options struct {
 	// them; every other subtree is taken from ParentTree by ID. Set it only
 	// when a change journal proves the list complete.
 	Changed []string
+	// ChangedTrees are directories to scan whole in a journal scan
+	// (created, moved in, or changed unseen below).
+	ChangedTrees []string
 	// RacyWindow: a file whose ctime is this close to the moment it was
 	// read is read again next time, since a write in the same timestamp
 	// tick would not change its ctime. Default 1s, which also covers
@@ -255,7 +258,7 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (*Result, error) 
 		root.only = top.children
 	}
 	if opt.Changed != nil && !opt.ParentTree.IsNull() {
-		root.journal, root.dirty = true, buildDirty(opt.Changed)
+		root.journal, root.dirty = true, buildDirty(opt.Changed, opt.ChangedTrees)
 		a.journalScan = true
 	}
 	if st, err := scan.Fstat(fd); err == nil {

@@ -17,32 +17,43 @@ import (
 // other subtree is taken from the parent snapshot by ID.
 type dirtyNode struct {
 	// self: the directory itself must be listed again.
-	self     bool
+	self bool
+	// all: everything below it must be scanned (nothing reused by name).
+	all      bool
 	children map[string]*dirtyNode
 }
 
-// buildDirty turns the reported directories into a trie rooted at "/".
-func buildDirty(dirs []string) *dirtyNode {
+// buildDirty turns the reported directories into a trie rooted at "/";
+// trees are directories to scan whole.
+func buildDirty(dirs, trees []string) *dirtyNode {
 	root := &dirtyNode{}
+	for _, t := range trees {
+		root.add(t).all = true
+	}
 	for _, d := range dirs {
-		d = path.Clean(d)
-		n := root
-		if d != "/" {
-			for _, part := range strings.Split(strings.TrimPrefix(d, "/"), "/") {
-				if n.children == nil {
-					n.children = map[string]*dirtyNode{}
-				}
-				c := n.children[part]
-				if c == nil {
-					c = &dirtyNode{}
-					n.children[part] = c
-				}
-				n = c
-			}
-		}
-		n.self = true
+		root.add(d).self = true
 	}
 	return root
+}
+
+func (root *dirtyNode) add(d string) *dirtyNode {
+	d = path.Clean(d)
+	n := root
+	if d == "/" {
+		return n
+	}
+	for _, part := range strings.Split(strings.TrimPrefix(d, "/"), "/") {
+		if n.children == nil {
+			n.children = map[string]*dirtyNode{}
+		}
+		c := n.children[part]
+		if c == nil {
+			c = &dirtyNode{}
+			n.children[part] = c
+		}
+		n = c
+	}
+	return n
 }
 
 func (n *dirtyNode) child(name string) *dirtyNode {
@@ -79,6 +90,9 @@ func (a *archiver) planSubdir(d *dirJob, name string, on *snapshot.Node, st scan
 		return planScanAll, nil
 	}
 	dt := d.dirty.child(name)
+	if dt != nil && dt.all {
+		return planScanAll, nil
+	}
 	if rec.CTime != st.CTime {
 		// Its metadata or entries changed: list it again.
 		if dt == nil {

@@ -172,7 +172,7 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	}
 	if bplan.Mode != snapshot.ModeFull {
 		aopt.Stats, aopt.StatSet = st, set
-		aopt.Changed = bplan.changed
+		aopt.Changed, aopt.ChangedTrees = bplan.changed, bplan.trees
 	}
 	plan := bplan.Plan
 	if opt.Started != nil {
@@ -189,7 +189,7 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 		// Safety first: scan everything, and say why.
 		plan.Mode = snapshot.ModeParentAssisted
 		plan.Reason = "full scan: " + full.Reason
-		aopt.Changed = nil
+		aopt.Changed, aopt.ChangedTrees = nil, nil
 		res, err = archive.Run(ctx, r, aopt)
 	}
 	if err != nil {
@@ -277,19 +277,27 @@ type Journal interface {
 	// Fence proves that every change made so far is recorded and returns
 	// the position after them.
 	Fence(ctx context.Context, roots []string) (json.RawMessage, error)
-	// Since returns the directories that may have changed between two
-	// cursors, or an error (a gap) when the record is not provably
-	// complete; the error's text is the reason.
-	Since(ctx context.Context, from, to json.RawMessage, roots []string) ([]string, error)
+	// Since returns what may have changed between two cursors, or an
+	// error (a gap) when the record is not provably complete; the error's
+	// text is the reason.
+	Since(ctx context.Context, from, to json.RawMessage, roots []string) (Delta, error)
 	// Release says the backup set no longer needs records up to c.
 	Release(set string, c json.RawMessage) error
+}
+
+// Delta is a change journal's answer.
+type Delta struct {
+	// Dirs must be listed again; Trees scanned whole.
+	Dirs, Trees []string
+	// FullScan, when set, says why the delta cannot be used after all.
+	FullScan string
 }
 
 // decision is the plan plus what the scan needs to carry it out.
 type decision struct {
 	Plan
-	changed []string
-	cursor  json.RawMessage
+	changed, trees []string
+	cursor         json.RawMessage
 }
 
 // decide picks the scan mode and its reason. Every rule is in plan.Decide
@@ -338,7 +346,7 @@ func decide(ctx context.Context, st *state.DB, set []byte, settings string, root
 	// backup needs it to use the journal.
 	var gap string
 	if opt.Journal == nil {
-		gap = "no change journal configured"
+		gap = "no change journal: start `tidemark watch` for these paths"
 	} else if opt.Scan != planpkg.ScanFull {
 		c, err := opt.Journal.Fence(ctx, roots)
 		if err != nil {
@@ -371,18 +379,21 @@ func decide(ctx context.Context, st *state.DB, set []byte, settings string, root
 	if d.cursor == nil {
 		return fail(gap)
 	}
-	dirs, err := opt.Journal.Since(ctx, parent.Scan.Cursor, d.cursor, roots)
+	delta, err := opt.Journal.Since(ctx, parent.Scan.Cursor, d.cursor, roots)
 	if err != nil {
 		if ctx.Err() != nil {
 			return d, ctx.Err()
 		}
 		return fail(err.Error())
 	}
-	d.Mode, d.changed = snapshot.ModeJournal, dirs
+	if delta.FullScan != "" {
+		return fail(delta.FullScan)
+	}
+	d.Mode, d.changed, d.trees = snapshot.ModeJournal, delta.Dirs, delta.Trees
 	if d.changed == nil {
 		d.changed = []string{}
 	}
-	d.Reason = fmt.Sprintf("change journal: %d directories changed since parent snapshot %s", len(dirs), parent.ID.Short())
+	d.Reason = fmt.Sprintf("change journal: %d directories changed, %d new subtrees since parent snapshot %s", len(delta.Dirs), len(delta.Trees), parent.ID.Short())
 	return d, nil
 }
 

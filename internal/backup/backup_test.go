@@ -22,7 +22,9 @@ import (
 
 const racy = 15 * time.Millisecond
 
-func newRepo(t testing.TB, dir string) *repo.Repository {
+// newRepo makes a repository in dir. Each property-test case gets its own,
+// so costs do not grow with the number of cases run before it.
+func newRepo(t interface{ Fatal(...any) }, dir string) *repo.Repository {
 	be, err := local.Create(filepath.Join(dir, "repo"))
 	if err != nil {
 		t.Fatal(err)
@@ -208,10 +210,11 @@ func (m *fsModel) mutate(t *rapid.T) {
 // must produce exactly the root tree that reading every file produces.
 func TestParentAssistedEqualsFullScan(t *testing.T) {
 	base := t.TempDir()
-	r := newRepo(t, base)
 	n := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		n++
+		r := newRepo(rt, filepath.Join(base, fmt.Sprintf("repo%d", n)))
+		defer os.RemoveAll(filepath.Join(base, fmt.Sprintf("repo%d", n)))
 		work := filepath.Join(base, fmt.Sprintf("case%d", n))
 		src := filepath.Join(work, "src")
 		os.MkdirAll(src, 0o755)
@@ -317,11 +320,12 @@ func dumpDiff(t *rapid.T, r *repo.Repository, a, b blob.ID) {
 // (hard links) and fall back.
 func TestJournalScanEqualsFullScan(t *testing.T) {
 	base := t.TempDir()
-	r := newRepo(t, base)
 	n := 0
 	journals, fallbacks := 0, 0
 	rapid.Check(t, func(rt *rapid.T) {
 		n++
+		r := newRepo(rt, filepath.Join(base, fmt.Sprintf("repo%d", n)))
+		defer os.RemoveAll(filepath.Join(base, fmt.Sprintf("repo%d", n)))
 		src := filepath.Join(base, fmt.Sprintf("case%d", n), "src")
 		os.MkdirAll(src, 0o755)
 		defer os.RemoveAll(filepath.Dir(src))

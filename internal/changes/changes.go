@@ -97,11 +97,11 @@ func DefaultStateDir() (string, error) {
 // layout names the files of a state directory.
 type layout struct{ dir string }
 
-func (l layout) lock() string               { return filepath.Join(l.dir, "lock") }
-func (l layout) watcher() string            { return filepath.Join(l.dir, "watcher.json") }
-func (l layout) fences() string             { return filepath.Join(l.dir, "fences") }
-func (l layout) journal() string            { return filepath.Join(l.dir, "journal") }
-func (l layout) epoch(e string) string      { return filepath.Join(l.dir, "journal", e) }
-func (l layout) epochMeta(e string) string  { return filepath.Join(l.dir, "journal", e, "epoch.json") }
-func (l layout) sets() string               { return filepath.Join(l.dir, "sets") }
-func (l layout) set(hexName string) string  { return filepath.Join(l.dir, "sets", hexName+".json") }
+func (l layout) lock() string              { return filepath.Join(l.dir, "lock") }
+func (l layout) watcher() string           { return filepath.Join(l.dir, "watcher.json") }
+func (l layout) fences() string            { return filepath.Join(l.dir, "fences") }
+func (l layout) journal() string           { return filepath.Join(l.dir, "journal") }
+func (l layout) epoch(e string) string     { return filepath.Join(l.dir, "journal", e) }
+func (l layout) epochMeta(e string) string { return filepath.Join(l.dir, "journal", e, "epoch.json") }
+func (l layout) sets() string              { return filepath.Join(l.dir, "sets") }
+func (l layout) set(hexName string) string { return filepath.Join(l.dir, "sets", hexName+".json") }

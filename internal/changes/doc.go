@@ -24,6 +24,29 @@
 //     or a missing or damaged journal.
 //   - Release lets compaction delete records every backup set has passed.
 //
+// What counts as a gap (Since returns a *GapError instead of a delta):
+//
+//   - the cursors belong to different epochs: the watcher stopped, crashed
+//     or was killed in between (a new epoch begins at every start);
+//   - a gap record lies between them whose scope overlaps a requested root:
+//     "overflow" (the kernel dropped events), "watch limit" (inotify could
+//     not watch a directory), "filesystem unmounted" / "filesystem changed"
+//     (a mark or watch vanished without events), "unsupported filesystem",
+//     "journal error: ..." (a read error, a handle that could not be
+//     resolved for a reason other than the object being gone);
+//   - the records after the older cursor were compacted away, or the
+//     journal is missing or fails its checksums or sequence numbers.
+//
+// Fence refuses (with a *GapError) when no watcher holds the state
+// directory's lock, its heartbeat is stale, a root is not below a watched
+// root, or a root overlaps a path the watcher currently cannot cover.
+//
+// Directory handles from fanotify are resolved to paths when they are read
+// (open_by_handle_at and the /proc/self/fd link), with a cache cleared at
+// every directory rename; see fanSource.resolveDir for why a path resolved
+// later than the event is safe, and why a handle whose directory is gone
+// (ESTALE) is ignored.
+//
 // What the journal promises is deliberately narrow: a directory not listed
 // did not have entries created, deleted, renamed, or their metadata or
 // content changed, between the two cursors. It never says what changed; the

@@ -33,41 +33,57 @@ func (j *Journal) Fence(ctx context.Context, roots []string, timeout time.Durati
 	if err != nil {
 		return Cursor{}, gapf("journal error: %v", err)
 	}
-	var rnd [12]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return Cursor{}, fmt.Errorf("journal fence: %w", err)
-	}
-	name := hex.EncodeToString(rnd[:])
-	marker := filepath.Join(j.l.fences(), name)
-	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-			return Cursor{}, gapf("watcher not running (cannot create fence marker: %v)", err)
+	names := map[string]bool{}
+	defer func() {
+		// A marker has done its job once the watcher saw it; its
+		// deletion is an event the watcher ignores.
+		for n := range names {
+			os.Remove(filepath.Join(j.l.fences(), n))
 		}
-		return Cursor{}, fmt.Errorf("journal fence: %w", err)
+	}()
+	if err := j.placeMarker(names); err != nil {
+		return Cursor{}, err
 	}
-	f.Close()
-	// The marker has done its job once the watcher saw it; its deletion is
-	// an event the watcher ignores.
-	defer os.Remove(marker)
-
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	wait := time.Millisecond
 	lastCheck := time.Now()
 	for {
 		var seq uint64
+		lost := false
 		found, err := tail.poll(func(r Record) bool {
-			if r.Kind == RecFence && r.Path == name {
+			if r.Kind == RecFence && names[r.Path] {
 				seq = r.Seq
 				return true
+			}
+			// An overflow may have dropped the marker's own event: place
+			// another one rather than wait for the timeout.
+			if r.Kind == RecGap && r.Path == "" && r.Text == "overflow" {
+				lost = true
 			}
 			return false
 		})
 		if err != nil {
 			return Cursor{}, gapf("journal error: %v", err)
 		}
+		if lost && !found && len(names) < 20 {
+			if err := j.placeMarker(names); err != nil {
+				return Cursor{}, err
+			}
+		}
 		if found {
+			// The watcher checked mounts and published its coverage just
+			// before recording the fence: check again with that.
+			now, err := j.healthyWatcher()
+			if err != nil {
+				return Cursor{}, err
+			}
+			if now.Epoch != ws.Epoch {
+				return Cursor{}, gapf("epoch changed")
+			}
+			if err := checkCoverage(now, roots); err != nil {
+				return Cursor{}, err
+			}
 			return Cursor{Kind: ws.Kind, Epoch: ws.Epoch, Seq: seq}, nil
 		}
 		if time.Since(lastCheck) > 250*time.Millisecond {
@@ -91,6 +107,25 @@ func (j *Journal) Fence(ctx context.Context, roots []string, timeout time.Durati
 		}
 		wait = min(wait*2, 20*time.Millisecond)
 	}
+}
+
+// placeMarker creates a fence marker with a new random name and adds the
+// name to names.
+func (j *Journal) placeMarker(names map[string]bool) error {
+	var rnd [12]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return fmt.Errorf("journal fence: %w", err)
+	}
+	name := hex.EncodeToString(rnd[:])
+	f, err := os.OpenFile(filepath.Join(j.l.fences(), name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			return gapf("watcher not running (cannot create fence marker: %v)", err)
+		}
+		return fmt.Errorf("journal fence: %w", err)
+	}
+	names[name] = true
+	return f.Close()
 }
 
 // healthyWatcher returns the running watcher's state, or a *GapError.

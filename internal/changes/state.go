@@ -28,7 +28,9 @@ type WatcherState struct {
 
 // FilesystemInfo describes one watched filesystem.
 type FilesystemInfo struct {
-	Dev    uint64   `json:"dev"`
+	Dev uint64 `json:"dev"`
+	// Device is Dev as major:minor.
+	Device string   `json:"device"`
 	Mount  string   `json:"mount"`
 	Type   string   `json:"type,omitempty"`
 	Source string   `json:"source"` // fanotify or inotify

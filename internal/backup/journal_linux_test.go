@@ -1,0 +1,187 @@
+package backup_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidemark/tidemark/internal/backup"
+	"github.com/tidemark/tidemark/internal/changes"
+	"github.com/tidemark/tidemark/internal/repo"
+	"github.com/tidemark/tidemark/internal/snapshot"
+	"github.com/tidemark/tidemark/internal/state"
+	"pgregory.net/rapid"
+)
+
+var (
+	fanotifyChecks = flag.Int("oracle.fanotify", 1000, "sequences for the fanotify oracle")
+	inotifyChecks  = flag.Int("oracle.inotify", 150, "sequences for the inotify oracle")
+)
+
+// startWatcher runs a real watcher on base and returns its journal.
+func startWatcher(t *testing.T, base string, inotify bool) *changes.Journal {
+	t.Helper()
+	stateDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- changes.Watch(ctx, stateDir, []string{base}, changes.WatchOptions{ForceInotify: inotify})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("watcher: %v", err)
+		}
+	})
+	j, err := changes.OpenJournal(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := j.Fence(context.Background(), []string{base}, time.Second); err == nil {
+			return j
+		} else if time.Now().After(deadline) {
+			t.Fatalf("watcher did not come up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestJournalOracleFanotify is the differential oracle on a real fanotify
+// watch: random filesystem operations interleaved with backups; every
+// journal-driven snapshot must equal a full scan of the same state.
+func TestJournalOracleFanotify(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("fanotify needs CAP_SYS_ADMIN")
+	}
+	runJournalOracle(t, false, *fanotifyChecks)
+}
+
+// TestJournalOracleInotify runs the oracle on the inotify fallback.
+func TestJournalOracleInotify(t *testing.T) {
+	runJournalOracle(t, true, *inotifyChecks)
+}
+
+func runJournalOracle(t *testing.T, inotify bool, checks int) {
+	if testing.Short() {
+		checks = min(checks, 30)
+	}
+	base := t.TempDir()
+	watched := filepath.Join(base, "watched")
+	os.MkdirAll(watched, 0o755)
+	j := startWatcher(t, watched, inotify)
+	jr := backup.ChangeJournal(j)
+	n := 0
+	modes := map[string]int{}
+	prop := journalOracleProp(t, base, watched, jr, &n, modes)
+	// rapid runs -rapid.checks sequences per Check (default 100); repeat it
+	// to reach the requested number, each time with fresh random seeds.
+	for done := 0; done < checks; done += rapidChecks() {
+		rapid.Check(t, prop)
+		if t.Failed() {
+			break
+		}
+	}
+	t.Logf("%d sequences; backup modes after changes: %v", n, modes)
+	if modes[snapshot.ModeJournal] == 0 {
+		t.Fatal("no journal scan ran")
+	}
+}
+
+// rapidChecks is the number of sequences one rapid.Check runs.
+func rapidChecks() int {
+	if f := flag.Lookup("rapid.checks"); f != nil {
+		if v, err := strconv.Atoi(f.Value.String()); err == nil && v > 0 {
+			return v
+		}
+	}
+	return 100
+}
+
+func journalOracleProp(t *testing.T, base, watched string, jr backup.Journal, n *int, modes map[string]int) func(*rapid.T) {
+	return func(rt *rapid.T) {
+		*n++
+		n := *n
+		repoDir := filepath.Join(base, fmt.Sprintf("repo%d", n))
+		r := newRepo(rt, repoDir)
+		defer os.RemoveAll(repoDir)
+		src := filepath.Join(watched, fmt.Sprintf("case%d", n))
+		os.MkdirAll(src, 0o755)
+		defer os.RemoveAll(src)
+		dbDir, err := os.MkdirTemp("", "tidemark-state-")
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer os.RemoveAll(dbDir)
+		db, err := state.Open(filepath.Join(dbDir, "state.db"))
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer db.Close()
+		m := &fsModel{root: src}
+		ctx := context.Background()
+		host := fmt.Sprintf("o%d", n)
+		for i, k := 0, rapid.IntRange(0, 8).Draw(rt, "setup"); i < k; i++ {
+			m.mutate(rt)
+		}
+		first, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy, Journal: jr})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		if first.Snapshot.Scan.Cursor == nil {
+			rt.Fatalf("no cursor recorded: %s", first.Snapshot.Scan.Reason)
+		}
+		for round, rounds := 0, rapid.IntRange(1, 4).Draw(rt, "rounds"); round < rounds; round++ {
+			for i, k := 0, rapid.IntRange(1, 10).Draw(rt, "ops"); i < k; i++ {
+				m.mutate(rt)
+			}
+			if rapid.Bool().Draw(rt, "settle") {
+				time.Sleep(2 * racy)
+			}
+			inc, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy, Journal: jr})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			full, err := backup.Run(ctx, r, nil, backup.Options{Paths: []string{src}, Host: host + "-full", ReadAll: true, RacyWindow: racy})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			modes[inc.Snapshot.Scan.Mode]++
+			if inc.Snapshot.Scan.Mode != snapshot.ModeJournal && !isHardLinkFallback(inc.Snapshot.Scan.Reason) {
+				rt.Fatalf("round %d: unexpected full scan: %s", round, inc.Snapshot.Scan.Reason)
+			}
+			compareSubtrees(rt, r, inc.Snapshot, full.Snapshot, src, round)
+		}
+	}
+}
+
+func isHardLinkFallback(reason string) bool {
+	return strings.Contains(reason, "hard-linked") || strings.Contains(reason, "hard link")
+}
+
+func compareSubtrees(rt *rapid.T, r *repo.Repository, inc, full *snapshot.Snapshot, src string, round int) {
+	ctx := context.Background()
+	a, err := snapshot.FindPath(ctx, r, inc.Tree, src)
+	if err != nil {
+		rt.Fatal(err)
+	}
+	b, err := snapshot.FindPath(ctx, r, full.Tree, src)
+	if err != nil {
+		rt.Fatal(err)
+	}
+	if a.Subtree != b.Subtree || a.Agg != b.Agg {
+		dumpDiff(rt, r, a.Subtree, b.Subtree)
+		rt.Fatalf("round %d (%s: %s): journal tree %s != full scan tree %s", round, inc.Scan.Mode, inc.Scan.Reason, a.Subtree.Short(), b.Subtree.Short())
+	}
+	if inc.Totals.Files != full.Totals.Files || inc.Totals.Bytes != full.Totals.Bytes {
+		rt.Fatalf("totals %+v != %+v", inc.Totals, full.Totals)
+	}
+}

@@ -1,0 +1,390 @@
+//go:build linux
+
+package changes
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// inoMask: entry changes, metadata and content of entries, and the watched
+// directory's own deletion or move. Only directories are watched
+// (IN_ONLYDIR), symlinks are not followed, and events of unlinked but
+// still open files are not wanted (IN_EXCL_UNLINK).
+const inoMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
+	unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF |
+	unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW | unix.IN_EXCL_UNLINK
+
+var errWatchLimit = errors.New("inotify watch limit reached")
+
+// inoSource keeps an inotify watch on every directory below its roots, on
+// every existing ancestor of each root (to notice a root being created,
+// deleted or replaced) and on the fences directory.
+type inoSource struct {
+	w    *watcher
+	fd   int
+	file *os.File
+
+	mu      sync.Mutex
+	roots   []string
+	wds     map[int32]string
+	paths   map[string]int32
+	rootDev map[string]uint64
+	nested  map[string]mountKey
+	limited map[string]bool // roots that hit the watch limit
+	rewalk  map[string]bool // roots to set up again after this read
+	buf     []byte
+}
+
+func newInoSource(w *watcher, roots []string) (*inoSource, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("inotify_init1: %w", err)
+	}
+	s := &inoSource{
+		w: w, fd: fd, roots: roots, wds: map[int32]string{}, paths: map[string]int32{},
+		rootDev: map[string]uint64{}, limited: map[string]bool{}, rewalk: map[string]bool{},
+		buf: make([]byte, 256<<10),
+	}
+	if _, err := s.addWatch(w.filt.fencesDir); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("watch %s: %w", w.filt.fencesDir, err)
+	}
+	for _, r := range roots {
+		s.establish(r)
+		s.rootDev[r], _ = devOf(nearestExisting(r))
+	}
+	mounts, err := readMountinfo()
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s.nested = nestedMounts(mounts, roots, w.l.dir)
+	s.file = os.NewFile(uintptr(fd), "inotify")
+	return s, nil
+}
+
+func (s *inoSource) close() {
+	if s.file != nil {
+		s.file.Close()
+	}
+}
+
+// addWatch watches dir and records its path; the kernel returns the same
+// descriptor for a directory already watched, whose path is then updated.
+func (s *inoSource) addWatch(dir string) (int32, error) {
+	wd, err := unix.InotifyAddWatch(s.fd, dir, inoMask)
+	if err != nil {
+		return -1, err
+	}
+	w := int32(wd)
+	if old, ok := s.wds[w]; ok && old != dir && s.paths[old] == w {
+		delete(s.paths, old)
+	}
+	s.wds[w] = dir
+	s.paths[dir] = w
+	return w, nil
+}
+
+// establish watches a root's existing ancestors and the root's tree.
+func (s *inoSource) establish(root string) {
+	for a := filepath.Dir(root); ; a = filepath.Dir(a) {
+		if _, err := s.addWatch(a); err == unix.ENOSPC {
+			s.limitHit(root, a)
+			return
+		}
+		if a == "/" {
+			break
+		}
+	}
+	if fi, err := os.Lstat(root); err == nil && fi.IsDir() {
+		if err := s.walk(root, root); err == nil {
+			if s.limited[root] {
+				delete(s.limited, root)
+				s.w.clearUncovered(root)
+			}
+		}
+	}
+}
+
+// walk watches dir and every directory below it, then records each as
+// dirty: changes made before its watch existed were not seen, and listing
+// it after the watch is in place closes that window.
+func (s *inoSource) walk(dir, root string) error {
+	if _, err := s.addWatch(dir); err != nil {
+		switch {
+		case err == unix.ENOSPC:
+			s.limitHit(root, dir)
+			return errWatchLimit
+		case goneErr(err):
+			return nil // gone meanwhile: its parent's event says so
+		default:
+			reason := fmt.Sprintf("cannot watch %s: %v", dir, err)
+			s.w.setUncovered(dir, reason)
+			s.w.gap(dir, reason)
+			return nil
+		}
+	}
+	f, err := os.Open(dir)
+	if err == nil {
+		var ents []os.DirEntry
+		ents, err = f.ReadDir(-1)
+		f.Close()
+		if err == nil {
+			return s.walkEntries(dir, root, ents)
+		}
+	}
+	// Removed (or replaced by a file) since: the parent's event, queued
+	// after the one being handled, records that.
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
+	s.w.gap(dir, fmt.Sprintf("cannot list %s: %v", dir, err))
+	return nil
+}
+
+func (s *inoSource) walkEntries(dir, root string, ents []os.DirEntry) error {
+	for _, e := range ents {
+		if e.IsDir() {
+			p := filepath.Join(dir, e.Name())
+			if within(p, s.w.l.dir) && !within(s.w.filt.fencesDir, p) {
+				continue // the journal's own directories
+			}
+			if err := s.walk(p, root); err != nil {
+				return err
+			}
+		}
+	}
+	s.w.emit(Record{Kind: RecDirty, Path: dir})
+	return nil
+}
+
+func (s *inoSource) limitHit(root, dir string) {
+	if !s.limited[root] {
+		s.w.gap(dir, "watch limit")
+	}
+	s.limited[root] = true
+	s.w.setUncovered(root, fmt.Sprintf("watch limit: cannot watch %s (raise fs.inotify.max_user_watches)", dir))
+}
+
+// removeTree drops the watches at and below p (not those leading to the
+// fences directory).
+func (s *inoSource) removeTree(p string) {
+	for path, wd := range s.paths {
+		if within(path, p) && !within(s.w.filt.fencesDir, path) {
+			_, _ = unix.InotifyRmWatch(s.fd, uint32(wd))
+			delete(s.paths, path)
+			delete(s.wds, wd)
+		}
+	}
+}
+
+func (s *inoSource) run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		if s.w.opt.beforeRead != nil {
+			s.w.opt.beforeRead(KindInotify)
+		}
+		n, err := s.file.Read(s.buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("inotify read: %w", err)
+		}
+		if err := s.process(s.buf[:n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *inoSource) process(buf []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := parseInotifyEvents(buf, s.handle)
+	var roots []string
+	for r := range s.rewalk {
+		roots = append(roots, r)
+	}
+	sort.Strings(roots)
+	clear(s.rewalk)
+	for _, r := range roots {
+		s.removeTree(r)
+		s.establish(r)
+	}
+	return err
+}
+
+// parseInotifyEvents decodes struct inotify_event records.
+func parseInotifyEvents(buf []byte, fn func(wd int32, mask uint32, name string)) error {
+	for len(buf) > 0 {
+		if len(buf) < unix.SizeofInotifyEvent {
+			return fmt.Errorf("inotify: %d trailing bytes", len(buf))
+		}
+		wd := int32(binary.NativeEndian.Uint32(buf[0:]))
+		mask := binary.NativeEndian.Uint32(buf[4:])
+		n := binary.NativeEndian.Uint32(buf[12:])
+		if uint64(n) > uint64(len(buf)-unix.SizeofInotifyEvent) {
+			return fmt.Errorf("inotify: name length %d", n)
+		}
+		name := cString(buf[unix.SizeofInotifyEvent : unix.SizeofInotifyEvent+int(n)])
+		buf = buf[unix.SizeofInotifyEvent+int(n):]
+		fn(wd, mask, name)
+	}
+	return nil
+}
+
+func inoOps(mask uint32) op {
+	var o op
+	if mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
+		o |= opCreate
+	}
+	if mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 {
+		o |= opRemove
+	}
+	if mask&unix.IN_ATTRIB != 0 {
+		o |= opMeta
+	}
+	if mask&(unix.IN_MODIFY|unix.IN_CLOSE_WRITE) != 0 {
+		o |= opContent
+	}
+	return o
+}
+
+func (s *inoSource) handle(wd int32, mask uint32, name string) {
+	if mask&unix.IN_Q_OVERFLOW != 0 {
+		s.w.gap("", "overflow")
+		return
+	}
+	dir, ok := s.wds[wd]
+	if !ok {
+		return // a watch already removed
+	}
+	switch {
+	case mask&unix.IN_IGNORED != 0:
+		if s.paths[dir] == wd {
+			delete(s.paths, dir)
+		}
+		delete(s.wds, wd)
+		return
+	case mask&unix.IN_UNMOUNT != 0:
+		// Everything below dir is now another filesystem (or gone);
+		// check() sees the mount change and rescans it.
+		if underAny(dir, s.roots) {
+			s.w.gap(dir, "filesystem unmounted: "+dir)
+		}
+		return
+	}
+	isDir := mask&unix.IN_ISDIR != 0
+	o := inoOps(mask)
+	if name == "" {
+		// The directory itself: its parent's watch reports the same
+		// change with a name, except for "/".
+		if dir != "/" || o == 0 {
+			return
+		}
+	}
+	v := s.w.filt.classify(dir, name, isDir, o)
+	if v.fence != "" {
+		s.w.sawFence(v.fence, srcInotify)
+		return
+	}
+	s.w.emit(v.records()...)
+	p := filepath.Join(dir, name)
+	if isDir && mask&unix.IN_MOVED_FROM != 0 && underAny(dir, s.roots) {
+		// Its watches now describe another place (or none we watch);
+		// if it moved within the roots, its MOVED_TO walks it again.
+		s.removeTree(p)
+	}
+	if v.tree != "" {
+		if r, ok := rootOf(v.tree, s.roots); ok {
+			_ = s.walk(v.tree, r)
+		}
+	}
+	if v.linkCheck != "" {
+		if dev, ino, n, err := linkCount(v.linkCheck); err == nil && n > 1 {
+			s.w.emit(Record{Kind: RecInode, Path: v.linkCheck, Text: formatDevIno(dev, ino)})
+		}
+	}
+	for _, r := range v.rootsReplaced {
+		s.rewalk[r] = true
+	}
+}
+
+// check notices what inotify does not report: a root now on another
+// filesystem, filesystems mounted or unmounted inside roots; and retries
+// roots that hit the watch limit.
+func (s *inoSource) check() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.roots {
+		dev, err := devOf(nearestExisting(r))
+		if err != nil || dev == s.rootDev[r] {
+			continue
+		}
+		s.w.gap(r, "filesystem changed at "+r)
+		s.rootDev[r] = dev
+		s.removeTree(r)
+		s.establish(r)
+	}
+	for r := range s.limited {
+		s.removeTree(r)
+		s.establish(r)
+	}
+	mounts, err := readMountinfo()
+	if err != nil {
+		s.w.gap("", "journal error: "+err.Error())
+		return
+	}
+	nested := nestedMounts(mounts, s.roots, s.w.l.dir)
+	for _, mp := range diffMounts(s.nested, nested) {
+		if parent := filepath.Dir(mp); underAny(parent, s.roots) {
+			s.w.emit(Record{Kind: RecDirty, Path: parent})
+		}
+		s.w.emit(Record{Kind: RecTree, Path: mp})
+		s.removeTree(mp)
+		if r, ok := rootOf(mp, s.roots); ok {
+			if fi, err := os.Lstat(mp); err == nil && fi.IsDir() {
+				_ = s.walk(mp, r)
+			}
+		}
+	}
+	s.nested = nested
+}
+
+func (s *inoSource) settle(bool) {}
+
+func (s *inoSource) describe(ws *WatcherState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byDev := map[uint64]*FilesystemInfo{}
+	var devs []uint64
+	for _, r := range s.roots {
+		dev := s.rootDev[r]
+		f := byDev[dev]
+		if f == nil {
+			f = &FilesystemInfo{Dev: dev, Device: deviceString(dev), Mount: r, Source: KindInotify}
+			byDev[dev] = f
+			devs = append(devs, dev)
+		}
+		f.Roots = append(f.Roots, r)
+	}
+	for _, d := range devs {
+		f := byDev[d]
+		for p := range s.paths {
+			if underAny(p, f.Roots) {
+				f.Watches++
+			}
+		}
+		ws.Filesystems = append(ws.Filesystems, *f)
+	}
+}
