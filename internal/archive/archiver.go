@@ -483,9 +483,18 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 			n.Size = uint64(st.Size)
 			if st.Nlink > 1 {
 				if a.journalScan {
-					// The other links may sit in directories this scan does
-					// not visit, whose nodes would then be stale.
-					a.fatal(&NeedFullScanError{Reason: "hard-linked file " + p})
+					// An unchanged inode (same ctime: no link added or
+					// removed, nothing written) keeps its node, first-link
+					// path included. A changed one concerns its other links,
+					// which may sit in directories this scan does not visit.
+					if same && on.MultiLink && on.Size == n.Size && on.MTime == n.MTime {
+						d.nodes[i], d.recs[i] = *on, rec
+						a.filesUnchanged.Add(1)
+						a.prog.Files.Add(1)
+						a.prog.Bytes.Add(n.Size)
+						continue
+					}
+					a.fatal(&NeedFullScanError{Reason: "hard-linked file changed: " + p})
 					return
 				}
 				n.MultiLink = true

@@ -218,14 +218,21 @@ func (a *archiver) checkRemovedLinks(ctx context.Context, d *dirJob, l *listing,
 	for i := range old.Nodes {
 		on := &old.Nodes[i]
 		p := joinPath(d.path, on.Name)
+		k := sort.SearchStrings(l.names, on.Name)
+		present := k < len(l.names) && l.names[k] == on.Name && l.statErrs[k] == nil
 		if on.MultiLink {
-			return &NeedFullScanError{Reason: "hard-linked file changed: " + p}
+			// Removed or replaced links change the others' nodes.
+			rec := scan.FindStatRecord(oldRecs, on.Name)
+			if !present || rec == nil || rec.CTime == 0 || !l.stats[k].IsRegular() ||
+				rec.Ino != l.stats[k].Ino || rec.Dev != l.stats[k].Dev || rec.CTime != l.stats[k].CTime {
+				return &NeedFullScanError{Reason: "hard-linked file changed: " + p}
+			}
+			continue
 		}
 		if on.Type != snapshot.Dir {
 			continue
 		}
-		k := sort.SearchStrings(l.names, on.Name)
-		gone := k == len(l.names) || l.names[k] != on.Name || l.statErrs[k] != nil || !l.stats[k].IsDir()
+		gone := !present || !l.stats[k].IsDir()
 		if !gone {
 			if plan, _ := a.planSubdir(d, on.Name, on, l.stats[k], scan.FindStatRecord(oldRecs, on.Name)); plan != planScanAll {
 				continue
