@@ -29,7 +29,9 @@ func newRepo(t interface{ Fatal(...any) }, dir string) *repo.Repository {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Init(context.Background(), be, []byte("pw"), repo.Options{KDF: func() (crypto.KDFParams, error) {
+	// These tests compare snapshots; crash safety is tested elsewhere, so
+	// they skip fsync, which otherwise dominates their run time.
+	r, err := repo.Init(context.Background(), be.WithoutSync(), []byte("pw"), repo.Options{KDF: func() (crypto.KDFParams, error) {
 		p, err := crypto.DefaultKDFParams()
 		p.Time, p.Memory = 1, 8*1024
 		return p, err

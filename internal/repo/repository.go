@@ -556,7 +556,8 @@ type packer struct {
 }
 
 func newPacker(t blob.Type, limit int) *packer {
-	return &packer{typ: t, limit: limit, buf: make([]byte, 0, limit+limit/8)}
+	// Small at first: most backups of few changes write small packs.
+	return &packer{typ: t, limit: limit, buf: make([]byte, 0, min(limit+limit/8, 1<<20))}
 }
 
 func (p *packer) add(t blob.Type, id blob.ID, sealed []byte, rawLen int) {
