@@ -91,8 +91,12 @@ func runJournalOracle(t *testing.T, inotify bool, checks int) {
 		}
 	}
 	t.Logf("%d sequences; backup modes after changes: %v", n, modes)
-	if modes[snapshot.ModeJournal] == 0 {
-		t.Fatal("no journal scan ran")
+	total := 0
+	for _, c := range modes {
+		total += c
+	}
+	if modes[snapshot.ModeJournal]*2 < total {
+		t.Fatalf("the journal was used for only %d of %d backups", modes[snapshot.ModeJournal], total)
 	}
 }
 
@@ -155,16 +159,17 @@ func journalOracleProp(t *testing.T, base, watched string, jr backup.Journal, n 
 				rt.Fatal(err)
 			}
 			modes[inc.Snapshot.Scan.Mode]++
-			if inc.Snapshot.Scan.Mode != snapshot.ModeJournal && !isHardLinkFallback(inc.Snapshot.Scan.Reason) {
-				rt.Fatalf("round %d: unexpected full scan: %s", round, inc.Snapshot.Scan.Reason)
+			// A full scan is always a correct answer; it must come with a
+			// reason the journal can give: hard links, or a queue overflow
+			// (the watch covers the whole filesystem, shared with whatever
+			// else runs meanwhile).
+			if reason := inc.Snapshot.Scan.Reason; inc.Snapshot.Scan.Mode != snapshot.ModeJournal &&
+				!strings.Contains(reason, "hard-linked") && !strings.Contains(reason, "overflow") {
+				rt.Fatalf("round %d: unexpected full scan: %s", round, reason)
 			}
 			compareSubtrees(rt, r, inc.Snapshot, full.Snapshot, src, round)
 		}
 	}
-}
-
-func isHardLinkFallback(reason string) bool {
-	return strings.Contains(reason, "hard-linked") || strings.Contains(reason, "hard link")
 }
 
 func compareSubtrees(rt *rapid.T, r *repo.Repository, inc, full *snapshot.Snapshot, src string, round int) {

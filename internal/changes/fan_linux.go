@@ -307,6 +307,10 @@ func (s *fanSource) resolveDir(fid fanFID) (string, bool) {
 		return "", false // removed directory
 	}
 	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if errors.Is(err, unix.ENAMETOOLONG) {
+		// Deeper than PATH_MAX: /proc cannot say; walk up instead.
+		p, err = dirPathByWalkingUp(fd)
+	}
 	if err != nil || !isCleanAbs(p) {
 		s.fsGap(f, fmt.Sprintf("journal error: cannot resolve directory handle (%q, %v)", p, err))
 		return "", false
