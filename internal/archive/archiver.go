@@ -90,6 +90,11 @@ type Result struct {
 	// StatUpdates must be written to the stat cache once the snapshot is
 	// saved.
 	StatUpdates []state.DirStatsUpdate
+	// Links lists, per directory that was listed, its multiply-linked
+	// inodes; LinksFull says every directory was listed (a full scan), so
+	// records of other directories are obsolete.
+	Links     map[string][]state.DevIno
+	LinksFull bool
 }
 
 type archiver struct {
@@ -116,6 +121,7 @@ type archiver struct {
 	mu      sync.Mutex
 	errs    []FileError
 	updates []state.DirStatsUpdate
+	inodes  map[string][]state.DevIno
 
 	filesNew, filesChanged, filesUnchanged atomic.Uint64
 	dirsNew, dirsChanged, dirsUnchanged    atomic.Uint64
@@ -152,6 +158,11 @@ type dirJob struct {
 	idx        int
 	onDone     func(blob.ID, snapshot.Aggregates)
 	wasInOldTr bool
+
+	// inodes of multiply-linked files found while listing this directory.
+	inodes []state.DevIno
+	// listed: the directory was listed (not rebuilt from the parent).
+	listed bool
 
 	// journal marks a journal scan below this directory: only directories
 	// in dirty are visited; ancestor means this one is not listed itself.
@@ -285,6 +296,7 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (*Result, error) 
 	defer a.mu.Unlock()
 	res.Errors = a.errs
 	res.StatUpdates = a.updates
+	res.Links, res.LinksFull = a.inodes, !a.journalScan
 	res.Summary = snapshot.Summary{
 		FilesNew: a.filesNew.Load(), FilesChanged: a.filesChanged.Load(), FilesUnchanged: a.filesUnchanged.Load(),
 		DirsNew: a.dirsNew.Load(), DirsChanged: a.dirsChanged.Load(), DirsUnchanged: a.dirsUnchanged.Load(),
@@ -420,6 +432,7 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 			return
 		}
 	}
+	d.listed = true
 	a.schedulePrefetch(d, l)
 
 	d.nodes = make([]snapshot.Node, len(names))
@@ -482,6 +495,7 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 		case snapshot.File:
 			n.Size = uint64(st.Size)
 			if st.Nlink > 1 {
+				d.inodes = append(d.inodes, state.DevIno{Dev: st.Dev, Ino: st.Ino})
 				if a.journalScan {
 					// An unchanged inode (same ctime: no link added or
 					// removed, nothing written) keeps its node, first-link
@@ -653,7 +667,15 @@ func (a *archiver) finish(d *dirJob) {
 		a.updates = append(a.updates, state.DirStatsUpdate{Path: d.path, Tree: id, Entries: raw})
 		a.mu.Unlock()
 	}
-	d.nodes, d.recs, d.rowRaw = nil, nil, nil
+	if d.listed && (a.journalScan || len(d.inodes) > 0) {
+		a.mu.Lock()
+		if a.inodes == nil {
+			a.inodes = map[string][]state.DevIno{}
+		}
+		a.inodes[d.path] = d.inodes
+		a.mu.Unlock()
+	}
+	d.nodes, d.recs, d.rowRaw, d.inodes = nil, nil, nil, nil
 	if d.onDone != nil {
 		d.onDone(id, agg)
 		return

@@ -232,6 +232,9 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 		if err := st.PutDirStats(ctx, set, res.StatUpdates); err != nil {
 			return nil, err
 		}
+		if err := st.PutLinks(ctx, set, res.LinksFull, res.Links); err != nil {
+			return nil, err
+		}
 		settingsJSON, err := json.Marshal(SetSettings{Host: host, Paths: roots, Excludes: opt.Excludes, OneFileSystem: opt.OneFileSystem, Policy: opt.Policy})
 		if err != nil {
 			return nil, err
@@ -289,6 +292,9 @@ type Journal interface {
 type Delta struct {
 	// Dirs must be listed again; Trees scanned whole.
 	Dirs, Trees []string
+	// Inodes changed whose paths are unknown; they matter only if the
+	// previous backup held them as hard-linked files.
+	Inodes []state.DevIno
 	// FullScan, when set, says why the delta cannot be used after all.
 	FullScan string
 }
@@ -388,6 +394,17 @@ func decide(ctx context.Context, st *state.DB, set []byte, settings string, root
 	}
 	if delta.FullScan != "" {
 		return fail(delta.FullScan)
+	}
+	for _, in := range delta.Inodes {
+		has := true // without records, assume the worst
+		if st != nil {
+			if has, err = st.HasLink(ctx, set, in); err != nil {
+				return d, err
+			}
+		}
+		if has {
+			return fail(fmt.Sprintf("a hard-linked file of this backup (inode %d) changed through a path outside it", in.Ino))
+		}
 	}
 	d.Mode, d.changed, d.trees = snapshot.ModeJournal, delta.Dirs, delta.Trees
 	if d.changed == nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/changes"
+	"github.com/tidemark/tidemark/internal/state"
 )
 
 // FenceTimeout bounds the wait for the watcher to record a fence; a healthy
@@ -43,8 +44,12 @@ func (c changeJournal) Since(ctx context.Context, from, to json.RawMessage, root
 	out := Delta{Dirs: d.Dirs, Trees: d.Trees}
 	for _, in := range d.Inodes {
 		if in.Path == "" {
-			out.FullScan = fmt.Sprintf("a hard-linked file (inode %d) changed and none of its paths is known", in.Ino)
-			break
+			if in.Ino == 0 {
+				out.FullScan = "a hard-linked file changed and neither its path nor its inode is known"
+				break
+			}
+			out.Inodes = append(out.Inodes, state.DevIno{Dev: in.Dev, Ino: in.Ino})
+			continue
 		}
 		// Listing the directory of one link meets the hard-linked file,
 		// and the scan then declines in favour of a full one.

@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS backup_sets (
 	updated TEXT NOT NULL,
 	last_snapshot TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS links (
+	backup_set BLOB NOT NULL,
+	dev INTEGER NOT NULL,
+	ino INTEGER NOT NULL,
+	dir BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS links_inode ON links (backup_set, dev, ino);
+CREATE INDEX IF NOT EXISTS links_dir ON links (backup_set, dir);
 CREATE TABLE IF NOT EXISTS dirstats (
 	backup_set BLOB NOT NULL,
 	path BLOB NOT NULL,
@@ -242,4 +250,60 @@ func (d *DB) LastSnapshot(ctx context.Context, set []byte) (string, error) {
 		return "", fmt.Errorf("read last snapshot: %w", err)
 	}
 	return id, nil
+}
+
+// DevIno identifies an inode on the running system.
+type DevIno struct{ Dev, Ino uint64 }
+
+// PutLinks records which multiply-linked inodes each listed directory
+// holds. With full set, the set's previous records are dropped first (a
+// full scan lists every directory); otherwise only the given directories'
+// records are replaced. Stale records of removed directories only make a
+// later journal backup more cautious.
+func (d *DB) PutLinks(ctx context.Context, set []byte, full bool, dirs map[string][]DevIno) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("write hard-link records: %w", err)
+	}
+	defer tx.Rollback()
+	if full {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE backup_set = ?`, set); err != nil {
+			return fmt.Errorf("write hard-link records: %w", err)
+		}
+	}
+	del, err := tx.PrepareContext(ctx, `DELETE FROM links WHERE backup_set = ? AND dir = ?`)
+	if err != nil {
+		return fmt.Errorf("write hard-link records: %w", err)
+	}
+	defer del.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO links (backup_set, dev, ino, dir) VALUES (?,?,?,?)`)
+	if err != nil {
+		return fmt.Errorf("write hard-link records: %w", err)
+	}
+	defer ins.Close()
+	for dir, inodes := range dirs {
+		if !full {
+			if _, err := del.ExecContext(ctx, set, []byte(dir)); err != nil {
+				return fmt.Errorf("write hard-link records for %s: %w", dir, err)
+			}
+		}
+		for _, in := range inodes {
+			if _, err := ins.ExecContext(ctx, set, int64(in.Dev), int64(in.Ino), []byte(dir)); err != nil {
+				return fmt.Errorf("write hard-link records for %s: %w", dir, err)
+			}
+		}
+	}
+	return tx.Commit()
+}
+
+// HasLink reports whether the set's last backup held the inode as a
+// multiply-linked file.
+func (d *DB) HasLink(ctx context.Context, set []byte, in DevIno) (bool, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE backup_set = ? AND dev = ? AND ino = ? LIMIT 1)`,
+		set, int64(in.Dev), int64(in.Ino)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read hard-link records: %w", err)
+	}
+	return n > 0, nil
 }
