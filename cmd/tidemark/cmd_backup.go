@@ -38,7 +38,7 @@ func (a *app) backupCmd() *cobra.Command {
 				}
 				opt.Changed, opt.ChangedSource = list, changedFrom
 			}
-			if opt.Changed == nil && opt.Scan != "full" {
+			if opt.Changed == nil {
 				j, err := openJournal(stateDir)
 				if err != nil {
 					return err

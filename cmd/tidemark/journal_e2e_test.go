@@ -108,6 +108,15 @@ func TestJournalBackupsCLI(t *testing.T) {
 	if !strings.Contains(b.Scan.Reason, "--full-scan-every") {
 		t.Fatalf("policy: %+v", b.Scan)
 	}
+	// A forced full scan still takes a cursor for the next backup.
+	b = e.backupJSON("--state", state, "--exclude", "*.tmp", "--scan", "full", src)
+	if b.Scan.Mode != "parent-assisted" || !strings.Contains(b.Scan.Reason, "--scan full") {
+		t.Fatalf("--scan full: %+v", b.Scan)
+	}
+	b = e.backupJSON("--state", state, "--exclude", "*.tmp", "--scan", "journal", src)
+	if b.Scan.Mode != "journal" {
+		t.Fatalf("after a forced full scan: %+v", b.Scan)
+	}
 
 	// A killed watcher: journal mode refuses, auto falls back and says why.
 	w.stop(syscall.SIGKILL)

@@ -353,7 +353,7 @@ func decide(ctx context.Context, st *state.DB, set []byte, settings string, root
 	var gap string
 	if opt.Journal == nil {
 		gap = "no change journal: start `tidemark watch` for these paths"
-	} else if opt.Scan != planpkg.ScanFull {
+	} else {
 		c, err := opt.Journal.Fence(ctx, roots)
 		if err != nil {
 			if ctx.Err() != nil {
