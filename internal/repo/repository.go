@@ -561,6 +561,13 @@ func newPacker(t blob.Type, limit int) *packer {
 }
 
 func (p *packer) add(t blob.Type, id blob.ID, sealed []byte, rawLen int) {
+	if need := len(p.buf) + len(sealed); need > cap(p.buf) {
+		// Grow once to the full pack size rather than by append's small
+		// steps, each of which would copy the whole pack.
+		grown := make([]byte, len(p.buf), max(need, p.limit+p.limit/8))
+		copy(grown, p.buf)
+		p.buf = grown
+	}
 	p.blobs = append(p.blobs, PackedBlob{Type: t, ID: id, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)), RawLen: uint32(rawLen)})
 	p.buf = append(p.buf, sealed...)
 }
