@@ -28,6 +28,7 @@ type app struct {
 	passwordFile string
 	cacheDir     string
 	noCache      bool
+	noKeyCache   bool
 	jsonOut      bool
 	quiet        bool
 	compression  string
@@ -50,6 +51,7 @@ func (a *app) root() *cobra.Command {
 	f.StringVar(&a.passwordFile, "password-file", os.Getenv("TIDEMARK_PASSWORD_FILE"), "read the password from this file (env TIDEMARK_PASSWORD_FILE)")
 	f.StringVar(&a.cacheDir, "cache-dir", "", "local cache directory (default $XDG_CACHE_HOME/tidemark)")
 	f.BoolVar(&a.noCache, "no-cache", false, "do not use a local cache or state database")
+	f.BoolVar(&a.noKeyCache, "no-key-cache", false, "do not keep the unlocked key in the kernel keyring (15 minutes, renewed on use) between runs")
 	f.BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
 	f.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors")
 	f.StringVar(&a.compression, "compression", "default", "compression: off, fastest, default, better")
@@ -166,7 +168,7 @@ func (a *app) location() (string, error) {
 }
 
 func (a *app) repoOptions() repo.Options {
-	opt := repo.Options{Compression: a.compression}
+	opt := repo.Options{Compression: a.compression, KeyCache: !a.noKeyCache}
 	if a.insecureKDF {
 		opt.KDF = func() (crypto.KDFParams, error) {
 			p, err := crypto.DefaultKDFParams()

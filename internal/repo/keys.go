@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/crypto"
+	"github.com/tidemark/tidemark/internal/keycache"
 )
 
 // ErrWrongPassword is returned when no key file opens with the password.
@@ -62,16 +63,21 @@ func writeKey(ctx context.Context, be backend.Backend, master *crypto.Key, passw
 }
 
 // openKey tries every key file with the password.
-func openKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.Key, string, error) {
+// openKey finds the key file the password unlocks. With useCache, a key
+// unlocked recently (by this user) comes from the kernel keyring instead of
+// a new argon2 derivation; the caller verifies it and calls back with
+// useCache false if it does not fit. cacheDesc names the entry to fill
+// once the key is verified.
+func openKey(ctx context.Context, be backend.Backend, password []byte, useCache bool) (key *crypto.Key, name string, cacheDesc string, fromCache bool, err error) {
 	var names []string
 	if err := be.List(ctx, backend.Key, func(n string, _ int64) error {
 		names = append(names, n)
 		return nil
 	}); err != nil {
-		return nil, "", fmt.Errorf("list keys: %w", err)
+		return nil, "", "", false, fmt.Errorf("list keys: %w", err)
 	}
 	if len(names) == 0 {
-		return nil, "", fmt.Errorf("repository %s has no key files: %w", be.Location(), ErrCorrupt)
+		return nil, "", "", false, fmt.Errorf("repository %s has no key files: %w", be.Location(), ErrCorrupt)
 	}
 	var lastErr error
 	for _, n := range names {
@@ -93,18 +99,27 @@ func openKey(ctx context.Context, be backend.Backend, password []byte) (*crypto.
 			lastErr = fmt.Errorf("key %s: %w", n, err)
 			continue
 		}
+		desc := keycache.Description(n, kf.Params.Salt, password)
+		if useCache {
+			if plain, ok := keycache.Get(desc); ok {
+				var k crypto.Key
+				if json.Unmarshal(plain, &k) == nil {
+					return &k, n, desc, true, nil
+				}
+			}
+		}
 		plain, err := crypto.OpenWith(crypto.WrappingKey(password, kf.Params), kf.Data)
 		if err != nil {
 			continue // another key may match
 		}
 		var k crypto.Key
 		if err := json.Unmarshal(plain, &k); err != nil {
-			return nil, "", fmt.Errorf("key %s: %v: %w", n, err, ErrCorrupt)
+			return nil, "", "", false, fmt.Errorf("key %s: %v: %w", n, err, ErrCorrupt)
 		}
-		return &k, n, nil
+		return &k, n, desc, false, nil
 	}
 	if lastErr != nil && !errors.Is(lastErr, ErrCorrupt) {
-		return nil, "", lastErr
+		return nil, "", "", false, lastErr
 	}
-	return nil, "", ErrWrongPassword
+	return nil, "", "", false, ErrWrongPassword
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/chunker"
 	"github.com/tidemark/tidemark/internal/crypto"
+	"github.com/tidemark/tidemark/internal/keycache"
 )
 
 // ErrNoRepository is returned when the location holds no repository.
@@ -46,6 +47,10 @@ type Options struct {
 	Compression string
 	// KDF overrides the argon2 parameters for new keys (tests only).
 	KDF func() (crypto.KDFParams, error)
+	// KeyCache keeps the unlocked key in the kernel keyring for a while
+	// (see package keycache), so frequent backups skip the password
+	// derivation.
+	KeyCache bool
 	// Cache, when set, wraps the backend for reads of trees, index and
 	// snapshots; Raw is still used for check --read-data.
 	Cache func(repoID string, be backend.Backend) (backend.Backend, error)
@@ -143,13 +148,27 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opt Options)
 		}
 		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
 	}
-	master, keyID, err := openKey(ctx, be, password)
+	master, keyID, desc, cached, err := openKey(ctx, be, password, opt.KeyCache)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", be.Location(), err)
 	}
 	plain, err := master.Open(nil, sealed)
+	if err != nil && cached {
+		// A stale cache entry (the key was replaced): derive it afresh.
+		keycache.Forget(desc)
+		if master, keyID, desc, _, err = openKey(ctx, be, password, false); err != nil {
+			return nil, fmt.Errorf("open %s: %w", be.Location(), err)
+		}
+		cached = false
+		plain, err = master.Open(nil, sealed)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: config: %w", be.Location(), err)
+	}
+	if opt.KeyCache && !cached {
+		if buf, err := json.Marshal(master); err == nil {
+			keycache.Put(desc, buf)
+		}
 	}
 	c := newCodec(zstd.SpeedDefault)
 	raw, err := c.unpack(nil, plain, 0)
