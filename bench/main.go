@@ -262,11 +262,17 @@ func journalBench(ctx context.Context, work, src string, tm, restic *tool, files
 	time.Sleep(500 * time.Millisecond)
 	cpu1, hwm := procCPU(watch.Process.Pid)
 	fmt.Printf("  watcher while 100,000 files were created and deleted in %.1fs: %.2fs CPU, peak RSS %d MiB\n", took.Seconds(), (cpu1 - cpu0).Seconds(), hwm/1024)
-	m, err = backup("--scan", "journal")
+	// A burst this size may overflow the kernel's event queue; the backup
+	// then scans fully and says so, which is the point of the gap rules.
+	m, err = backup()
 	if err != nil {
 		return err
 	}
-	add("tidemark journal backup after the churn", m)
+	add("tidemark backup (auto) after the churn", m)
+	out, _ := exec.Command(tm.bin, "journal", "status", "--state", state).CombinedOutput()
+	if strings.Contains(string(out), "overflow") {
+		fmt.Println("  (the churn overflowed the kernel's event queue: that backup scanned fully, as it must)")
+	}
 	return nil
 }
 
