@@ -160,12 +160,17 @@ func journalOracleProp(t *testing.T, base, watched string, jr backup.Journal, n 
 			}
 			modes[inc.Snapshot.Scan.Mode]++
 			// A full scan is always a correct answer; it must come with a
-			// reason the journal can give: hard links, or a queue overflow
-			// (the watch covers the whole filesystem, shared with whatever
-			// else runs meanwhile).
-			if reason := inc.Snapshot.Scan.Reason; inc.Snapshot.Scan.Mode != snapshot.ModeJournal &&
-				!strings.Contains(reason, "hard-linked") && !strings.Contains(reason, "overflow") {
-				rt.Fatalf("round %d: unexpected full scan: %s", round, reason)
+			// reason the journal gave: hard links, or a gap (the watch
+			// covers the whole filesystem, shared with whatever else runs
+			// meanwhile, so a queue overflow can happen). The run as a
+			// whole must mostly use the journal (checked at the end).
+			if reason := inc.Snapshot.Scan.Reason; inc.Snapshot.Scan.Mode != snapshot.ModeJournal {
+				if !strings.Contains(reason, "hard-linked") && !strings.Contains(reason, "no uninterrupted change record") {
+					rt.Fatalf("round %d: unexpected full scan: %s", round, reason)
+				}
+				if !strings.Contains(reason, "hard-linked") {
+					t.Logf("full scan after a gap: %s", reason)
+				}
 			}
 			compareSubtrees(rt, r, inc.Snapshot, full.Snapshot, src, round)
 		}

@@ -310,6 +310,9 @@ func (s *fanSource) resolveDir(fid fanFID) (string, bool) {
 	if errors.Is(err, unix.ENAMETOOLONG) {
 		// Deeper than PATH_MAX: /proc cannot say; walk up instead.
 		p, err = dirPathByWalkingUp(fd)
+		if errors.Is(err, errVanished) {
+			return "", false // like a removed directory, above
+		}
 	}
 	if err != nil || !isCleanAbs(p) {
 		s.fsGap(f, fmt.Sprintf("journal error: cannot resolve directory handle (%q, %v)", p, err))

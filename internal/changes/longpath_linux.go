@@ -8,6 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// errVanished: the directory, or one above it, was removed or moved while
+// we looked. Its removal or move is itself an event, read after this one,
+// that records what a backup must look at, so the caller may skip it.
+var errVanished = errors.New("directory removed or moved meanwhile")
+
 // dirPathByWalkingUp reconstructs the absolute path of the directory open
 // as fd by following ".." to the root and finding each directory's name in
 // its parent. It serves directories whose path is longer than PATH_MAX,
@@ -30,6 +35,9 @@ func dirPathByWalkingUp(fd int) (string, error) {
 		}
 		parent, err := unix.Openat(cur, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		unix.Close(cur)
+		if errors.Is(err, unix.ENOENT) {
+			return "", errVanished
+		}
 		if err != nil {
 			return "", fmt.Errorf("open parent: %w", err)
 		}
@@ -66,11 +74,14 @@ func childName(dir int, dev, ino uint64) (string, error) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := unix.Getdents(d, buf)
+		if errors.Is(err, unix.ENOENT) {
+			return "", errVanished
+		}
 		if err != nil {
 			return "", fmt.Errorf("list parent: %w", err)
 		}
 		if n == 0 {
-			return "", errors.New("directory not found in its parent (moved meanwhile)")
+			return "", errVanished
 		}
 		_, _, names := unix.ParseDirent(buf[:n], -1, nil)
 		for _, name := range names {
