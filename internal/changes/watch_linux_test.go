@@ -250,7 +250,16 @@ func TestWatchOperations(t *testing.T) {
 		c3 := fence(t, j, []string{root})
 		d, err = j.Since(c2, c3, []string{root})
 		must(t, err)
-		if len(d.Dirs)+len(d.Trees)+len(d.Inodes) != 0 {
+		// Inodes without a path may come from hard-linked files anywhere
+		// on the filesystem (other tests run meanwhile); backups match
+		// them against their own records.
+		pathed := 0
+		for _, in := range d.Inodes {
+			if in.Path != "" {
+				pathed++
+			}
+		}
+		if len(d.Dirs)+len(d.Trees)+pathed != 0 {
 			t.Errorf("delta after no change: %+v", d)
 		}
 	})
