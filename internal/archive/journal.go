@@ -36,9 +36,9 @@ func buildDirty(dirs, trees []string) *dirtyNode {
 	return root
 }
 
-func (root *dirtyNode) add(d string) *dirtyNode {
+// add returns the node for the absolute path d, creating the way to it.
+func (n *dirtyNode) add(d string) *dirtyNode {
 	d = path.Clean(d)
-	n := root
 	if d == "/" {
 		return n
 	}
