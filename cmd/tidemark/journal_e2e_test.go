@@ -152,4 +152,31 @@ func TestJournalBackupsCLI(t *testing.T) {
 	target := filepath.Join(e.dir, "restore")
 	e.mustRun("restore", "latest", "--target", target)
 	compareTrees(t, src, filepath.Join(target, src))
+
+	// A deleted journal file: the record is no longer provable, so the
+	// next backup scans fully and says why.
+	e.backupJSON("--state", state, "--exclude", "*.tmp", src) // takes a cursor again
+	b = e.backupJSON("--state", state, "--exclude", "*.tmp", src)
+	if b.Scan.Mode != "journal" {
+		t.Fatalf("before deleting the journal: %+v", b.Scan)
+	}
+	before := b.Totals
+	segments, _ := filepath.Glob(filepath.Join(state, "journal", "*", "*"))
+	removed := 0
+	for _, seg := range segments {
+		if filepath.Base(seg) != "epoch.json" {
+			os.Remove(seg)
+			removed++
+		}
+	}
+	if removed == 0 {
+		t.Fatalf("no journal segments found among %v", segments)
+	}
+	b = e.backupJSON("--state", state, "--exclude", "*.tmp", src)
+	if b.Scan.Mode != "parent-assisted" || !strings.Contains(b.Scan.Reason, "no uninterrupted change record") {
+		t.Fatalf("after deleting the journal: %+v", b.Scan)
+	}
+	if b.Totals != before {
+		t.Fatalf("totals %+v, want %+v", b.Totals, before)
+	}
 }
