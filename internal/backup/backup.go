@@ -20,6 +20,7 @@ import (
 	"github.com/tidemark/tidemark/internal/archive"
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/changes"
 	planpkg "github.com/tidemark/tidemark/internal/plan"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/scan"
@@ -74,41 +75,22 @@ type Result struct {
 	Errors   []archive.FileError
 }
 
-// NormalizeRoots makes paths absolute and clean, resolves symlinks in their
-// parent directories (the last component is stored as it is), drops
-// duplicates and paths inside other roots, and sorts them.
+// NormalizeRoots prepares the paths of a backup as the watcher does
+// (changes.NormalizeRoots: absolute, clean, symlinks in parent directories
+// resolved, the last component kept, nested and duplicate paths dropped,
+// sorted), and requires each to exist.
 func NormalizeRoots(paths []string) ([]string, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no paths to back up")
 	}
-	var out []string
-	for _, p := range paths {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, fmt.Errorf("path %s: %w", p, err)
-		}
-		if abs != "/" {
-			dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
-			if err != nil {
-				return nil, fmt.Errorf("path %s: %w", p, err)
-			}
-			abs = filepath.Join(dir, filepath.Base(abs))
-		}
-		if _, err := os.Lstat(abs); err != nil {
-			return nil, fmt.Errorf("path %s: %w", p, err)
-		}
-		out = append(out, abs)
+	roots, err := changes.NormalizeRoots(paths)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(out)
-	var roots []string
-	for _, p := range out {
-		if len(roots) > 0 {
-			last := roots[len(roots)-1]
-			if p == last || last == "/" || strings.HasPrefix(p, last+"/") {
-				continue
-			}
+	for _, r := range roots {
+		if _, err := os.Lstat(r); err != nil {
+			return nil, fmt.Errorf("path %s: %w", r, err)
 		}
-		roots = append(roots, p)
 	}
 	return roots, nil
 }

@@ -287,6 +287,12 @@ func TestNormalizeRoots(t *testing.T) {
 	if len(got) != 1 || got[0] != filepath.Join(dir, "a") {
 		t.Fatalf("got %v", got)
 	}
+	// "/x/a-b" sorts between "/x/a" and "/x/a/b": still nested.
+	os.MkdirAll(filepath.Join(dir, "a-b"), 0o755)
+	got, err = backup.NormalizeRoots([]string{filepath.Join(dir, "a/b"), filepath.Join(dir, "a-b"), filepath.Join(dir, "a")})
+	if err != nil || len(got) != 2 || got[0] != filepath.Join(dir, "a") || got[1] != filepath.Join(dir, "a-b") {
+		t.Fatalf("nested roots: %v %v", got, err)
+	}
 	if _, err := backup.NormalizeRoots([]string{filepath.Join(dir, "missing")}); err == nil {
 		t.Fatal("missing path accepted")
 	}

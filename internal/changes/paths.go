@@ -46,12 +46,12 @@ func overlapsAny(p string, roots []string) bool {
 	return false
 }
 
-// normalizeRoots makes roots absolute and clean and resolves symlinks in the
-// existing part of their parent directories (as the backup does, and as the
-// paths the kernel reports are), keeps the last component as it is, drops
-// duplicates and roots inside other roots, and sorts them. Roots need not
-// exist.
-func normalizeRoots(paths []string) ([]string, error) {
+// NormalizeRoots makes roots absolute and clean and resolves symlinks in the
+// existing part of their parent directories (as the paths the kernel
+// reports are), keeps the last component as it is, drops duplicates and
+// roots inside other roots, and sorts them. Roots need not exist. The
+// watcher and the backup share it, so both name the same roots alike.
+func NormalizeRoots(paths []string) ([]string, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no paths to watch")
 	}

@@ -81,7 +81,7 @@ func Watch(ctx context.Context, stateDir string, roots []string, opt WatchOption
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	roots, err := normalizeRoots(roots)
+	roots, err := NormalizeRoots(roots)
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
