@@ -143,12 +143,9 @@ func (a *app) runBackup(ctx context.Context, opt backup.Options) error {
 // directory). No directory means no journal, not an error: the backup then
 // scans fully and says why.
 func openJournal(dir string) (*changes.Journal, error) {
-	if dir == "" {
-		d, err := changes.DefaultStateDir()
-		if err != nil {
-			return nil, nil
-		}
-		dir = d
+	dir, err := journalStateDir(dir)
+	if err != nil {
+		return nil, nil
 	}
 	if _, err := os.Stat(dir); err != nil {
 		return nil, nil
