@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -34,14 +33,7 @@ func TestKilledBackups(t *testing.T) {
 	e.mustRun("backup", src)
 	rng := rand.New(rand.NewPCG(7, 7))
 	writeFresh := func(name string) {
-		fresh := make([]byte, 40<<20)
-		for k := 0; k+8 <= len(fresh); k += 8 {
-			v := rng.Uint64()
-			for b := 0; b < 8; b++ {
-				fresh[k+b] = byte(v >> (8 * b))
-			}
-		}
-		if err := os.WriteFile(filepath.Join(src, name), fresh, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(src, name), gentree.RandomBytes(40<<20, rng.Uint64()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,7 +52,7 @@ func TestKilledBackups(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeFresh(fmt.Sprintf("round%02d.bin", i))
-		cmd := exec.Command(binary, "-r", e.repo, "--password-file", e.password, "--cache-dir", e.cache, "--insecure-kdf", "backup", "--read-all", src)
+		cmd := e.command("backup", "--read-all", src)
 		var errOut bytes.Buffer
 		cmd.Stderr = &errOut
 		if err := cmd.Start(); err != nil {
@@ -119,11 +111,7 @@ func TestCorruptionIsReported(t *testing.T) {
 	e := newEnv(t)
 	src := filepath.Join(e.dir, "src")
 	os.MkdirAll(src, 0o755)
-	rng := rand.New(rand.NewPCG(9, 9))
-	data := make([]byte, 3<<20)
-	for i := range data {
-		data[i] = byte(rng.Uint32())
-	}
+	data := gentree.RandomBytes(3<<20, 9)
 	os.WriteFile(filepath.Join(src, "victim.bin"), data, 0o644)
 	os.WriteFile(filepath.Join(src, "small.txt"), []byte("hello"), 0o644)
 	e.mustRun("init")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,21 +76,22 @@ type result struct {
 	stdout, stderr string
 }
 
-func (e *env) run(args ...string) result {
-	e.t.Helper()
-	return e.runCtx(context.Background(), args...)
-}
-
-func (e *env) runCtx(ctx context.Context, args ...string) result {
-	e.t.Helper()
-	cmd := exec.CommandContext(ctx, binary, append([]string{"-r", e.repo, "--password-file", e.password, "--cache-dir", e.cache, "--insecure-kdf"}, args...)...)
-	cmd.Env = append(os.Environ(), "TIDEMARK_PASSWORD=", "TIDEMARK_REPOSITORY=")
-	cmd.Env = filterEnv(cmd.Env)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
+// command builds a tidemark invocation on the test's repository, cache and
+// password, with the environment's TIDEMARK_* settings removed.
+func (e *env) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, append([]string{"-r", e.repo, "--password-file", e.password, "--cache-dir", e.cache, "--insecure-kdf"}, args...)...)
+	cmd.Env = withoutTidemarkEnv(os.Environ())
 	if e.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.cred}
 	}
+	return cmd
+}
+
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	cmd := e.command(args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	code := 0
 	var ee *exec.ExitError
@@ -103,11 +103,12 @@ func (e *env) runCtx(ctx context.Context, args ...string) result {
 	return result{code, out.String(), errOut.String()}
 }
 
-// filterEnv drops the empty TIDEMARK_* settings so they count as unset.
-func filterEnv(env []string) []string {
+// withoutTidemarkEnv drops the repository and password settings of the
+// environment, so only the flags the tests pass count.
+func withoutTidemarkEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
-		if kv == "TIDEMARK_PASSWORD=" || kv == "TIDEMARK_REPOSITORY=" || strings.HasPrefix(kv, "TIDEMARK_PASSWORD_FILE=") {
+		if strings.HasPrefix(kv, "TIDEMARK_PASSWORD=") || strings.HasPrefix(kv, "TIDEMARK_PASSWORD_FILE=") || strings.HasPrefix(kv, "TIDEMARK_REPOSITORY=") {
 			continue
 		}
 		out = append(out, kv)
@@ -156,12 +157,7 @@ func richTree(t *testing.T, root string) {
 		must(os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755))
 		must(os.WriteFile(filepath.Join(root, p), data, mode))
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	big := make([]byte, 9<<20+12345)
-	for i := range big {
-		big[i] = byte(rng.Uint32())
-	}
-	w("big.bin", big, 0o644)
+	w("big.bin", gentree.RandomBytes(9<<20+12345, 1), 0o644)
 	w("empty", nil, 0o644)
 	w("dir/text.txt", bytes.Repeat([]byte("compressible text\n"), 5000), 0o600)
 	w("dir/sub/setuid", []byte("#!/bin/sh\n"), 0o755)
@@ -535,7 +531,7 @@ func TestInterruptExitCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.mustRun("init")
-	cmd := exec.Command(binary, "-r", e.repo, "--password-file", e.password, "--cache-dir", e.cache, "--insecure-kdf", "backup", src)
+	cmd := e.command("backup", src)
 	var errOut bytes.Buffer
 	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/cache"
 	"github.com/tidemark/tidemark/internal/crypto"
+	"github.com/tidemark/tidemark/internal/gentree"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
@@ -60,11 +61,7 @@ func newFixture(t *testing.T) *fixture {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, size)
-		for i := range buf {
-			buf[i] = byte(rng.Uint32())
-		}
-		if err := os.WriteFile(p, buf, 0o644); err != nil {
+		if err := os.WriteFile(p, gentree.RandomBytes(size, rng.Uint64()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

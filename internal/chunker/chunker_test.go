@@ -3,9 +3,10 @@ package chunker
 import (
 	"bytes"
 	"io"
-	"math/rand/v2"
 	"testing"
 	"testing/iotest"
+
+	"github.com/tidemark/tidemark/internal/gentree"
 )
 
 func chunks(t *testing.T, tb *Table, r io.Reader) [][]byte {
@@ -24,21 +25,12 @@ func chunks(t *testing.T, tb *Table, r io.Reader) [][]byte {
 	}
 }
 
-func randomData(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 func TestChunkSizesAndReassembly(t *testing.T) {
 	tb, err := NewTable([32]byte{1}, DefaultParams)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := randomData(64<<20, 1)
+	data := gentree.RandomBytes(64<<20, 1)
 	cs := chunks(t, tb, bytes.NewReader(data))
 	if got := bytes.Join(cs, nil); !bytes.Equal(got, data) {
 		t.Fatal("chunks do not reassemble the input")
@@ -62,7 +54,7 @@ func TestChunkSizesAndReassembly(t *testing.T) {
 
 func TestBoundariesResync(t *testing.T) {
 	tb, _ := NewTable([32]byte{2}, DefaultParams)
-	data := randomData(32<<20, 2)
+	data := gentree.RandomBytes(32<<20, 2)
 	a := chunks(t, tb, bytes.NewReader(data))
 	// Insert bytes near the start: most later chunks must be unchanged.
 	mod := append(append(bytes.Clone(data[:1000]), []byte("inserted!")...), data[1000:]...)
@@ -85,7 +77,7 @@ func TestBoundariesResync(t *testing.T) {
 func TestSeedChangesBoundaries(t *testing.T) {
 	t1, _ := NewTable([32]byte{1}, DefaultParams)
 	t2, _ := NewTable([32]byte{9}, DefaultParams)
-	data := randomData(16<<20, 3)
+	data := gentree.RandomBytes(16<<20, 3)
 	a, b := chunks(t, t1, bytes.NewReader(data)), chunks(t, t2, bytes.NewReader(data))
 	if len(a[0]) == len(b[0]) && len(a[1]) == len(b[1]) {
 		t.Fatal("different seeds gave the same boundaries")
@@ -107,7 +99,7 @@ func TestSmallAndEmpty(t *testing.T) {
 
 func BenchmarkChunker(b *testing.B) {
 	tb, _ := NewTable([32]byte{1}, DefaultParams)
-	data := randomData(32<<20, 4)
+	data := gentree.RandomBytes(32<<20, 4)
 	b.SetBytes(int64(len(data)))
 	c := tb.New(nil)
 	for b.Loop() {

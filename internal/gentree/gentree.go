@@ -5,6 +5,7 @@ package gentree
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -47,7 +48,6 @@ func Generate(dir string, s Spec) (Stats, error) {
 	}
 	rng := rand.New(rand.NewPCG(s.Seed, s.Seed^0x9e3779b97f4a7c15))
 	var st Stats
-	buf := make([]byte, s.LargeSize)
 	var dup []byte
 	for i := 0; i < s.Files; i++ {
 		sub := filepath.Join(dir, fmt.Sprintf("d%03d", i/(s.PerDir*20)), fmt.Sprintf("s%03d", i/s.PerDir%20))
@@ -60,12 +60,11 @@ func Generate(dir string, s Spec) (Stats, error) {
 		var data []byte
 		switch {
 		case i%s.LargeEvery == s.LargeEvery-1:
-			fillRandom(rng, buf)
-			data = buf
+			data = RandomBytes(s.LargeSize, rng.Uint64())
 		case i%97 == 5 && dup != nil:
 			data = dup // a duplicate of an earlier file
 		case i%3 == 0:
-			data = randomBytes(rng, 100+rng.IntN(8000))
+			data = RandomBytes(100+rng.IntN(8000), rng.Uint64())
 		default:
 			data = text(rng, 200+rng.IntN(16000))
 		}
@@ -81,19 +80,13 @@ func Generate(dir string, s Spec) (Stats, error) {
 	return st, nil
 }
 
-func fillRandom(rng *rand.Rand, b []byte) {
-	for i := 0; i+8 <= len(b); i += 8 {
-		v := rng.Uint64()
-		for k := 0; k < 8; k++ {
-			b[i+k] = byte(v >> (8 * k))
-		}
-	}
-}
-
-func randomBytes(rng *rand.Rand, n int) []byte {
-	b := make([]byte, n+8)
-	fillRandom(rng, b)
-	return b[:n]
+// RandomBytes returns n incompressible bytes, the same for the same seed.
+func RandomBytes(n int, seed uint64) []byte {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8(key).Read(b)
+	return b
 }
 
 var words = []string{"tide", "mark", "backup", "journal", "snapshot", "river", "harbour", "lighthouse", "anchor", "sail", "the", "of", "and", "wave"}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +18,7 @@ import (
 	"github.com/tidemark/tidemark/internal/backend/local"
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/crypto"
+	"github.com/tidemark/tidemark/internal/gentree"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
@@ -92,12 +92,6 @@ func tempDir(t *testing.T) string {
 	return d
 }
 
-func randomBytes(n int, seed byte) []byte {
-	b := make([]byte, n)
-	rand.NewChaCha8([32]byte{seed}).Read(b)
-	return b
-}
-
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -130,7 +124,7 @@ func buildSource(t *testing.T) source {
 
 	writeFile(t, p("empty"), nil)
 	writeFile(t, p("small.txt"), []byte("hello, tidemark\n"))
-	writeFile(t, p("dir/big.bin"), randomBytes(5<<20+12345, 1))
+	writeFile(t, p("dir/big.bin"), gentree.RandomBytes(5<<20+12345, 1))
 	writeFile(t, p("dir/sub/deeper/file.txt"), []byte("deep"))
 	writeFile(t, p("bad\xff\xfename"), []byte("not UTF-8"))
 	if root {
@@ -140,20 +134,20 @@ func buildSource(t *testing.T) source {
 	f, err := os.Create(p("sparse.img"))
 	must(t, err)
 	must(t, f.Truncate(sparseSize))
-	_, err = f.WriteAt(randomBytes(100000, 2), 0)
+	_, err = f.WriteAt(gentree.RandomBytes(100000, 2), 0)
 	must(t, err)
-	_, err = f.WriteAt(randomBytes(5000, 3), sparseSize-5000)
+	_, err = f.WriteAt(gentree.RandomBytes(5000, 3), sparseSize-5000)
 	must(t, err)
 	must(t, f.Close())
 
 	writeFile(t, p("ro/a.txt"), []byte("in a read-only dir"))
-	writeFile(t, p("ro/b.txt"), randomBytes(3000, 4))
+	writeFile(t, p("ro/b.txt"), gentree.RandomBytes(3000, 4))
 	writeFile(t, p("setuid"), []byte("#!/bin/sh\n"))
 	must(t, os.MkdirAll(p("sgid"), 0o755))
 	must(t, os.MkdirAll(p("sticky"), 0o755))
 
 	// Hard links: a pair in one directory, a triple across three.
-	writeFile(t, p("hl/a"), randomBytes(70000, 5))
+	writeFile(t, p("hl/a"), gentree.RandomBytes(70000, 5))
 	must(t, os.Link(p("hl/a"), p("hl/b")))
 	writeFile(t, p("hl/three"), []byte("three links"))
 	writeFile(t, p("other/x"), nil)
@@ -785,7 +779,7 @@ func TestRestoreCorruptData(t *testing.T) {
 	base := tempDir(t)
 	src := filepath.Join(base, "src")
 	writeFile(t, filepath.Join(src, "a.txt"), []byte("intact"))
-	writeFile(t, filepath.Join(src, "big.bin"), randomBytes(6<<20, 9))
+	writeFile(t, filepath.Join(src, "big.bin"), gentree.RandomBytes(6<<20, 9))
 	must(t, os.Link(filepath.Join(src, "big.bin"), filepath.Join(src, "big.link")))
 	r, dir := newRepo(t)
 	tree := backup(t, r, src)
