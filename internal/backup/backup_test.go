@@ -215,24 +215,12 @@ func TestParentAssistedEqualsFullScan(t *testing.T) {
 	n := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		n++
-		r := newRepo(rt, filepath.Join(base, fmt.Sprintf("repo%d", n)))
-		defer os.RemoveAll(filepath.Join(base, fmt.Sprintf("repo%d", n)))
+		r, db, done := newCase(rt, base, n)
+		defer done()
 		work := filepath.Join(base, fmt.Sprintf("case%d", n))
 		src := filepath.Join(work, "src")
 		os.MkdirAll(src, 0o755)
 		defer os.RemoveAll(work)
-		// The database lives outside the backed-up tree's parents: its
-		// journal files would change their mtimes between the two backups.
-		dbDir, err := os.MkdirTemp("", "tidemark-state-")
-		if err != nil {
-			rt.Fatal(err)
-		}
-		defer os.RemoveAll(dbDir)
-		db, err := state.Open(filepath.Join(dbDir, "state.db"))
-		if err != nil {
-			rt.Fatal(err)
-		}
-		defer db.Close()
 		m := &fsModel{root: src}
 		ctx := context.Background()
 		host := fmt.Sprintf("h%d", n)
@@ -254,21 +242,7 @@ func TestParentAssistedEqualsFullScan(t *testing.T) {
 			if err != nil {
 				rt.Fatal(err)
 			}
-			// Compare the trees of src: the directories above it (such as
-			// /tmp) are shared with other processes and may change between
-			// the two backups.
-			a, err := snapshot.FindPath(ctx, r, inc.Snapshot.Tree, src)
-			if err != nil {
-				rt.Fatal(err)
-			}
-			b, err := snapshot.FindPath(ctx, r, full.Snapshot.Tree, src)
-			if err != nil {
-				rt.Fatal(err)
-			}
-			if a.Subtree != b.Subtree || a.Agg != b.Agg {
-				dumpDiff(rt, r, a.Subtree, b.Subtree)
-				rt.Fatalf("round %d: parent-assisted tree %s != full scan tree %s", round, a.Subtree.Short(), b.Subtree.Short())
-			}
+			compareSubtrees(rt, r, inc.Snapshot, full.Snapshot, src, round)
 			if round > 0 && inc.Snapshot.Scan.Mode != snapshot.ModeParentAssisted {
 				rt.Fatalf("round %d ran in mode %s", round, inc.Snapshot.Scan.Mode)
 			}
@@ -298,6 +272,52 @@ func TestNormalizeRoots(t *testing.T) {
 	}
 	if got, _ := backup.NormalizeRoots([]string{filepath.Join(dir, "link")}); got[0] != filepath.Join(dir, "link") {
 		t.Fatalf("the last component must not be resolved: %v", got)
+	}
+}
+
+// newCase gives one property-test case its own repository under base and a
+// state database outside every backed-up tree (its journal files would
+// change their parents' mtimes between the two backups compared); done
+// removes both.
+func newCase(rt *rapid.T, base string, n int) (r *repo.Repository, db *state.DB, done func()) {
+	repoDir := filepath.Join(base, fmt.Sprintf("repo%d", n))
+	r = newRepo(rt, repoDir)
+	dbDir, err := os.MkdirTemp("", "tidemark-state-")
+	if err != nil {
+		rt.Fatal(err)
+	}
+	db, err = state.Open(filepath.Join(dbDir, "state.db"))
+	if err != nil {
+		os.RemoveAll(dbDir)
+		rt.Fatal(err)
+	}
+	return r, db, func() {
+		db.Close()
+		os.RemoveAll(dbDir)
+		os.RemoveAll(repoDir)
+	}
+}
+
+// compareSubtrees fails unless the backup under test (inc) and the
+// read-everything backup (full) hold the same tree for src, with the same
+// totals. Only src is compared: the directories above it (such as /tmp) are
+// shared with other processes and may change between the two backups.
+func compareSubtrees(rt *rapid.T, r *repo.Repository, inc, full *snapshot.Snapshot, src string, round int) {
+	ctx := context.Background()
+	a, err := snapshot.FindPath(ctx, r, inc.Tree, src)
+	if err != nil {
+		rt.Fatal(err)
+	}
+	b, err := snapshot.FindPath(ctx, r, full.Tree, src)
+	if err != nil {
+		rt.Fatal(err)
+	}
+	if a.Subtree != b.Subtree || a.Agg != b.Agg {
+		dumpDiff(rt, r, a.Subtree, b.Subtree)
+		rt.Fatalf("round %d (%s: %s): tree %s != full scan tree %s", round, inc.Scan.Mode, inc.Scan.Reason, a.Subtree.Short(), b.Subtree.Short())
+	}
+	if inc.Totals.Files != full.Totals.Files || inc.Totals.Bytes != full.Totals.Bytes {
+		rt.Fatalf("totals %+v != %+v", inc.Totals, full.Totals)
 	}
 }
 
@@ -332,21 +352,11 @@ func TestJournalScanEqualsFullScan(t *testing.T) {
 	journals, fallbacks := 0, 0
 	rapid.Check(t, func(rt *rapid.T) {
 		n++
-		r := newRepo(rt, filepath.Join(base, fmt.Sprintf("repo%d", n)))
-		defer os.RemoveAll(filepath.Join(base, fmt.Sprintf("repo%d", n)))
+		r, db, done := newCase(rt, base, n)
+		defer done()
 		src := filepath.Join(base, fmt.Sprintf("case%d", n), "src")
 		os.MkdirAll(src, 0o755)
 		defer os.RemoveAll(filepath.Dir(src))
-		dbDir, err := os.MkdirTemp("", "tidemark-state-")
-		if err != nil {
-			rt.Fatal(err)
-		}
-		defer os.RemoveAll(dbDir)
-		db, err := state.Open(filepath.Join(dbDir, "state.db"))
-		if err != nil {
-			rt.Fatal(err)
-		}
-		defer db.Close()
 		m := &fsModel{root: src}
 		ctx := context.Background()
 		host := fmt.Sprintf("j%d", n)
@@ -378,21 +388,7 @@ func TestJournalScanEqualsFullScan(t *testing.T) {
 			} else {
 				fallbacks++
 			}
-			a, err := snapshot.FindPath(ctx, r, inc.Snapshot.Tree, src)
-			if err != nil {
-				rt.Fatal(err)
-			}
-			b, err := snapshot.FindPath(ctx, r, full.Snapshot.Tree, src)
-			if err != nil {
-				rt.Fatal(err)
-			}
-			if a.Subtree != b.Subtree || a.Agg != b.Agg {
-				dumpDiff(rt, r, a.Subtree, b.Subtree)
-				rt.Fatalf("round %d (%s: %s): journal tree %s != full scan tree %s", round, inc.Snapshot.Scan.Mode, inc.Snapshot.Scan.Reason, a.Subtree.Short(), b.Subtree.Short())
-			}
-			if inc.Snapshot.Totals.Files != full.Snapshot.Totals.Files || inc.Snapshot.Totals.Bytes != full.Snapshot.Totals.Bytes {
-				rt.Fatalf("totals %+v != %+v", inc.Snapshot.Totals, full.Snapshot.Totals)
-			}
+			compareSubtrees(rt, r, inc.Snapshot, full.Snapshot, src, round)
 		}
 	})
 	t.Logf("%d journal scans, %d fell back to a full scan", journals, fallbacks)

@@ -14,9 +14,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/backup"
 	"github.com/tidemark/tidemark/internal/changes"
-	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
-	"github.com/tidemark/tidemark/internal/state"
 	"pgregory.net/rapid"
 )
 
@@ -114,22 +112,11 @@ func journalOracleProp(t *testing.T, base, watched string, jr backup.Journal, n 
 	return func(rt *rapid.T) {
 		*n++
 		n := *n
-		repoDir := filepath.Join(base, fmt.Sprintf("repo%d", n))
-		r := newRepo(rt, repoDir)
-		defer os.RemoveAll(repoDir)
+		r, db, done := newCase(rt, base, n)
+		defer done()
 		src := filepath.Join(watched, fmt.Sprintf("case%d", n))
 		os.MkdirAll(src, 0o755)
 		defer os.RemoveAll(src)
-		dbDir, err := os.MkdirTemp("", "tidemark-state-")
-		if err != nil {
-			rt.Fatal(err)
-		}
-		defer os.RemoveAll(dbDir)
-		db, err := state.Open(filepath.Join(dbDir, "state.db"))
-		if err != nil {
-			rt.Fatal(err)
-		}
-		defer db.Close()
 		m := &fsModel{root: src}
 		ctx := context.Background()
 		host := fmt.Sprintf("o%d", n)
@@ -174,24 +161,5 @@ func journalOracleProp(t *testing.T, base, watched string, jr backup.Journal, n 
 			}
 			compareSubtrees(rt, r, inc.Snapshot, full.Snapshot, src, round)
 		}
-	}
-}
-
-func compareSubtrees(rt *rapid.T, r *repo.Repository, inc, full *snapshot.Snapshot, src string, round int) {
-	ctx := context.Background()
-	a, err := snapshot.FindPath(ctx, r, inc.Tree, src)
-	if err != nil {
-		rt.Fatal(err)
-	}
-	b, err := snapshot.FindPath(ctx, r, full.Tree, src)
-	if err != nil {
-		rt.Fatal(err)
-	}
-	if a.Subtree != b.Subtree || a.Agg != b.Agg {
-		dumpDiff(rt, r, a.Subtree, b.Subtree)
-		rt.Fatalf("round %d (%s: %s): journal tree %s != full scan tree %s", round, inc.Scan.Mode, inc.Scan.Reason, a.Subtree.Short(), b.Subtree.Short())
-	}
-	if inc.Totals.Files != full.Totals.Files || inc.Totals.Bytes != full.Totals.Bytes {
-		rt.Fatalf("totals %+v != %+v", inc.Totals, full.Totals)
 	}
 }
