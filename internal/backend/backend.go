@@ -8,8 +8,6 @@ package backend
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 )
 
 // FileType is the kind of stored object; it selects a namespace.
@@ -71,27 +69,4 @@ type Backend interface {
 // LoadAll reads a whole object.
 func LoadAll(ctx context.Context, b Backend, h Handle) ([]byte, error) {
 	return b.Load(ctx, h, 0, 0)
-}
-
-// ReaderAt adapts one object to io.ReaderAt.
-func ReaderAt(ctx context.Context, b Backend, h Handle) io.ReaderAt {
-	return readerAt{ctx, b, h}
-}
-
-type readerAt struct {
-	ctx context.Context
-	b   Backend
-	h   Handle
-}
-
-func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
-	data, err := r.b.Load(r.ctx, r.h, off, int64(len(p)))
-	n := copy(p, data)
-	if err == nil && n < len(p) {
-		err = io.EOF
-	}
-	if err != nil {
-		return n, fmt.Errorf("read %s at %d: %w", r.h, off, err)
-	}
-	return n, nil
 }

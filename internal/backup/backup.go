@@ -240,14 +240,6 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	return &Result{Snapshot: sn, Parent: parent, Errors: res.Errors}, nil
 }
 
-// ParentID returns the parent's ID or Null.
-func (r *Result) ParentID() blob.ID {
-	if r.Parent == nil {
-		return blob.Null
-	}
-	return r.Parent.ID
-}
-
 // SetSettings are the stored settings of a backup set.
 type SetSettings struct {
 	Host          string         `json:"host"`

@@ -51,9 +51,6 @@ func Wrap(be backend.Backend, dir string) (*Backend, error) {
 	return &Backend{Backend: be, dir: dir}, nil
 }
 
-// Dir returns the cache directory.
-func (c *Backend) Dir() string { return c.dir }
-
 func (c *Backend) path(h backend.Handle) string {
 	return filepath.Join(c.dir, string(h.Type), filepath.Base(h.Name))
 }

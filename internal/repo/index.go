@@ -95,10 +95,3 @@ func (x *Index) Each(fn func(id blob.ID, l Location)) {
 		fn(id, Location{Pack: x.packs[l.pack], Type: l.typ, Offset: l.offset, Length: l.length, RawLen: l.rawLen})
 	}
 }
-
-// Packs returns the IDs of all indexed packs.
-func (x *Index) Packs() []blob.ID {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return append([]blob.ID(nil), x.packs...)
-}

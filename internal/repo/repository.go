@@ -403,17 +403,6 @@ func (r *Repository) DecodeBlob(sealed []byte, id blob.ID, t blob.Type, rawLen i
 	return plain, nil
 }
 
-// HasBlob reports whether a blob is stored or being stored.
-func (r *Repository) HasBlob(id blob.ID) bool {
-	if r.idx.Has(id) {
-		return true
-	}
-	r.mu.Lock()
-	_, ok := r.pending[id]
-	r.mu.Unlock()
-	return ok
-}
-
 // SaveBlob stores plaintext as blob id unless the repository already has
 // it. It reports whether the blob was new. Safe for concurrent use.
 func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plaintext []byte) (bool, error) {

@@ -220,24 +220,6 @@ func (d *DB) SaveSettings(ctx context.Context, set []byte, settingsJSON []byte, 
 	return nil
 }
 
-// Settings returns the stored settings JSON of every backup set.
-func (d *DB) Settings(ctx context.Context) ([][]byte, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT settings FROM backup_sets ORDER BY updated`)
-	if err != nil {
-		return nil, fmt.Errorf("read backup settings: %w", err)
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, fmt.Errorf("read backup settings: %w", err)
-		}
-		out = append(out, []byte(s))
-	}
-	return out, rows.Err()
-}
-
 // LastSnapshot returns the ID of the set's newest snapshot made through
 // this database, or "".
 func (d *DB) LastSnapshot(ctx context.Context, set []byte) (string, error) {
