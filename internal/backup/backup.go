@@ -165,8 +165,8 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	res, err := archive.Run(ctx, r, aopt)
 	var full *archive.NeedFullScanError
 	if errors.As(err, &full) {
-		if opt.Scan == planpkg.ScanJournal {
-			return nil, fmt.Errorf("--scan journal: %w", err)
+		if _, err := planpkg.FullScan(opt.Scan, full.Reason); err != nil {
+			return nil, err
 		}
 		// Safety first: scan everything, and say why.
 		plan.Mode = snapshot.ModeParentAssisted
@@ -338,7 +338,7 @@ func decide(ctx context.Context, st *state.DB, set []byte, settings string, root
 			d.cursor = c
 		}
 	}
-	in := planpkg.Input{Scan: opt.Scan, Settings: settings, HasStatCache: hasStats && st != nil && !opt.ReadAll, Policy: opt.Policy, Now: now}
+	in := planpkg.Input{Scan: opt.Scan, Settings: settings, HasStatCache: hasStats && !opt.ReadAll, Policy: opt.Policy, Now: now}
 	if parent != nil {
 		in.Parent = &planpkg.Parent{Cursor: string(parent.Scan.Cursor), Settings: parent.Settings,
 			JournalSinceFull: parent.Scan.JournalSinceFull, LastFull: parent.Scan.LastFull}
@@ -351,10 +351,11 @@ func decide(ctx context.Context, st *state.DB, set []byte, settings string, root
 		return fullScan(pd.Reason), nil
 	}
 	fail := func(reason string) (decision, error) {
-		if opt.Scan == planpkg.ScanJournal {
-			return d, fmt.Errorf("--scan journal: cannot use the change journal: %s", reason)
+		pd, err := planpkg.FullScan(opt.Scan, reason)
+		if err != nil {
+			return d, err
 		}
-		return fullScan(reason), nil
+		return fullScan(pd.Reason), nil
 	}
 	if d.cursor == nil {
 		return fail(gap)

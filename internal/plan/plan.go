@@ -124,12 +124,7 @@ type Decision struct {
 // fully is returned as an error instead, so the user gets a clear failure
 // rather than a silent full scan.
 func Decide(in Input) (Decision, error) {
-	full := func(reason string) (Decision, error) {
-		if in.Scan == ScanJournal {
-			return Decision{}, fmt.Errorf("--scan journal: cannot use the change journal: %s", reason)
-		}
-		return Decision{Reason: reason}, nil
-	}
+	full := func(reason string) (Decision, error) { return FullScan(in.Scan, reason) }
 	switch in.Scan {
 	case "", ScanAuto, ScanJournal:
 	case ScanFull:
@@ -158,4 +153,15 @@ func Decide(in Input) (Decision, error) {
 		return full(fmt.Sprintf("forced by policy: inside the full-scan window %s", p.Window))
 	}
 	return Decision{TryJournal: true}, nil
+}
+
+// FullScan is the decision to scan fully for reason, or, when the user
+// demanded the journal (--scan journal), the error saying why it cannot be
+// used. The backup calls it too, for reasons found after Decide (a gap in
+// the journal, a scan that declines).
+func FullScan(scan, reason string) (Decision, error) {
+	if scan == ScanJournal {
+		return Decision{}, fmt.Errorf("--scan journal: cannot use the change journal: %s", reason)
+	}
+	return Decision{Reason: reason}, nil
 }
