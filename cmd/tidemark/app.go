@@ -177,13 +177,7 @@ func (a *app) repoOptions() repo.Options {
 		}
 	}
 	if !a.noCache {
-		opt.Cache = func(id string, be backend.Backend) (backend.Backend, error) {
-			dir, err := a.repoCacheDir(id)
-			if err != nil {
-				return nil, err
-			}
-			return cache.Wrap(be, dir)
-		}
+		opt.CacheDir = a.repoCacheDir
 	}
 	return opt
 }

@@ -62,7 +62,7 @@ func (a *app) runDemo(ctx context.Context, dir string, files int) error {
 		return err
 	}
 	opt := a.repoOptions()
-	opt.Cache = nil
+	opt.CacheDir = nil
 	r, err := repo.Init(ctx, be, []byte("demo password"), opt)
 	if err != nil {
 		return err

@@ -18,7 +18,6 @@ import (
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/backend/local"
 	"github.com/tidemark/tidemark/internal/blob"
-	"github.com/tidemark/tidemark/internal/cache"
 	"github.com/tidemark/tidemark/internal/crypto"
 	"github.com/tidemark/tidemark/internal/gentree"
 	"github.com/tidemark/tidemark/internal/repo"
@@ -193,7 +192,7 @@ func (fx *fixture) openCached(t *testing.T, dir string) *repo.Repository {
 	}
 	var opt repo.Options
 	if dir != "" {
-		opt.Cache = func(_ string, be backend.Backend) (backend.Backend, error) { return cache.Wrap(be, dir) }
+		opt.CacheDir = func(string) (string, error) { return dir, nil }
 	}
 	r, err := repo.Open(context.Background(), be, password, opt)
 	if err != nil {

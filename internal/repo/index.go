@@ -17,11 +17,13 @@ type location struct {
 
 // Index maps blob IDs to pack locations. It is safe for concurrent use.
 //
-// It is held in memory (about 80 bytes per blob); the on-disk,
-// looked-up-per-blob structure the design calls for at 100M-file scale
-// replaces this type behind the same methods.
+// Two layers: an optional memory-mapped table in the local cache (see
+// indextable.go) holding what earlier runs indexed, and an in-memory map of
+// what the table lacks: index files added since it was written and the
+// packs this process uploads. Without a cache everything is in memory.
 type Index struct {
 	mu     sync.RWMutex
+	base   *table
 	blobs  map[blob.ID]location
 	packs  []blob.ID
 	packNo map[blob.ID]uint32
@@ -57,15 +59,16 @@ func (x *Index) add(p IndexPack) {
 		if _, dup := x.blobs[b.ID]; dup {
 			continue // the same blob in two packs: either copy will do
 		}
+		if x.base != nil && x.base.find(b.ID) >= 0 {
+			continue
+		}
 		x.blobs[b.ID] = location{pack: no, offset: b.Offset, length: b.Length, rawLen: b.RawLen, typ: b.Type}
 	}
 }
 
 // Has reports whether the index knows blob id.
 func (x *Index) Has(id blob.ID) bool {
-	x.mu.RLock()
-	_, ok := x.blobs[id]
-	x.mu.RUnlock()
+	_, ok := x.Lookup(id)
 	return ok
 }
 
@@ -73,25 +76,84 @@ func (x *Index) Has(id blob.ID) bool {
 func (x *Index) Lookup(id blob.ID) (Location, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	l, ok := x.blobs[id]
-	if !ok {
-		return Location{}, false
+	if l, ok := x.blobs[id]; ok {
+		return x.expand(l), true
 	}
-	return Location{Pack: x.packs[l.pack], Type: l.typ, Offset: l.offset, Length: l.length, RawLen: l.rawLen}, true
+	if x.base != nil {
+		if i := x.base.find(id); i >= 0 {
+			_, l, ok := x.base.location(i)
+			return l, ok
+		}
+	}
+	return Location{}, false
+}
+
+func (x *Index) expand(l location) Location {
+	return Location{Pack: x.packs[l.pack], Type: l.typ, Offset: l.offset, Length: l.length, RawLen: l.rawLen}
 }
 
 // Len returns the number of blobs.
 func (x *Index) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.blobs)
+	n := len(x.blobs)
+	if x.base != nil {
+		n += x.base.n
+	}
+	return n
 }
 
 // Each calls fn for every blob, in no particular order.
 func (x *Index) Each(fn func(id blob.ID, l Location)) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	for id, l := range x.blobs {
-		fn(id, Location{Pack: x.packs[l.pack], Type: l.typ, Offset: l.offset, Length: l.length, RawLen: l.rawLen})
+	if x.base != nil {
+		for i := 0; i < x.base.n; i++ {
+			if id, l, ok := x.base.location(i); ok {
+				fn(id, l)
+			}
+		}
 	}
+	for id, l := range x.blobs {
+		fn(id, x.expand(l))
+	}
+}
+
+// overlay returns the in-memory entries, for merging into a new table.
+func (x *Index) overlay() []tableEntry {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]tableEntry, 0, len(x.blobs))
+	for id, l := range x.blobs {
+		out = append(out, tableEntry{id, x.expand(l)})
+	}
+	return out
+}
+
+// overlayLen returns the number of blobs held in memory.
+func (x *Index) overlayLen() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.blobs)
+}
+
+// setBase replaces the table layer and empties the overlay, which the new
+// table must already hold.
+func (x *Index) setBase(t *table) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.base.close()
+	x.base = t
+	x.blobs = map[blob.ID]location{}
+	x.packs = nil
+	x.packNo = map[blob.ID]uint32{}
+}
+
+// close unmaps the table layer.
+func (x *Index) close() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	err := x.base.close()
+	x.base = nil
+	return err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/cache"
 	"github.com/tidemark/tidemark/internal/chunker"
 	"github.com/tidemark/tidemark/internal/crypto"
 	"github.com/tidemark/tidemark/internal/keycache"
@@ -51,9 +52,14 @@ type Options struct {
 	// (see package keycache), so frequent backups skip the password
 	// derivation.
 	KeyCache bool
-	// Cache, when set, wraps the backend for reads of trees, index and
-	// snapshots; Raw is still used for check --read-data.
-	Cache func(repoID string, be backend.Backend) (backend.Backend, error)
+	// CacheDir, when set, names the local cache directory of a repository
+	// (by its ID). It holds copies of trees, index files and snapshots
+	// (see package cache) and the index table; Raw still reads around it.
+	CacheDir func(repoID string) (string, error)
+
+	// mergeFiles and mergeBlobs override the index table's merge
+	// thresholds (tests only).
+	mergeFiles, mergeBlobs int
 }
 
 // Repository is an open repository.
@@ -68,6 +74,9 @@ type Repository struct {
 	trees  *codec
 	noComp bool
 	idx    *Index
+	// cacheDir is the local cache directory, "" without a cache.
+	cacheDir               string
+	mergeFiles, mergeBlobs int
 	// indexErrs lists index files that could not be used.
 	indexErrs []error
 
@@ -186,7 +195,7 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opt Options)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.LoadIndex(ctx); err != nil {
+	if err := r.loadIndex(ctx); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -207,14 +216,21 @@ func newRepository(be backend.Backend, key *crypto.Key, keyID string, cfg Config
 	r := &Repository{raw: be, be: be, key: key, keyID: keyID, cfg: cfg, chunks: table,
 		data: newCodec(level), trees: newCodec(zstd.SpeedDefault), noComp: off, idx: newIndex(),
 		pending: map[blob.ID]struct{}{}, packers: map[blob.Type]*packer{},
-		uploadSlots: make(chan struct{}, 2)}
+		uploadSlots: make(chan struct{}, 2), mergeFiles: mergeFiles, mergeBlobs: mergeBlobs}
+	if opt.mergeFiles > 0 {
+		r.mergeFiles, r.mergeBlobs = opt.mergeFiles, opt.mergeBlobs
+	}
 	r.bufs.New = func() any { b := make([]byte, 0, 1<<20); return &b }
-	if opt.Cache != nil {
-		cached, err := opt.Cache(cfg.ID, be)
+	if opt.CacheDir != nil {
+		dir, err := opt.CacheDir(cfg.ID)
 		if err != nil {
 			return nil, err
 		}
-		r.be = cached
+		cached, err := cache.Wrap(be, dir)
+		if err != nil {
+			return nil, err
+		}
+		r.be, r.cacheDir = cached, dir
 	}
 	return r, nil
 }
@@ -246,8 +262,18 @@ func (r *Repository) AddedBytes() (packed, plain int64) {
 	return r.packBytes.Load(), r.blobBytes.Load()
 }
 
-// LoadIndex reads every index file.
-func (r *Repository) LoadIndex(ctx context.Context) error {
+// Thresholds for merging freshly read index files into the cache's index
+// table: below them, reading the few new files at each open is cheaper
+// than rewriting the table.
+const (
+	mergeFiles = 16
+	mergeBlobs = 20000
+)
+
+// loadIndex makes every index file's blobs findable: from the cache's
+// index table where it has them, reading only the index files added since
+// it was written.
+func (r *Repository) loadIndex(ctx context.Context) error {
 	var names []string
 	if err := r.be.List(ctx, backend.Index, func(n string, _ int64) error {
 		names = append(names, n)
@@ -255,7 +281,35 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("list index: %w", err)
 	}
+	var merged map[string]bool
+	if r.cacheDir != "" {
+		// A damaged table is only a cache: it is rebuilt below.
+		t, _ := openTable(tableFile(r.cacheDir))
+		if t != nil {
+			merged = t.nameSet()
+			listed := make(map[string]bool, len(names))
+			for _, n := range names {
+				listed[n] = true
+			}
+			for n := range merged {
+				if !listed[n] {
+					// An index file was removed (prune, repair): the table
+					// may name packs that are gone, so start over.
+					t.close()
+					t, merged = nil, nil
+					break
+				}
+			}
+		}
+		if t != nil {
+			r.idx.setBase(t)
+		}
+	}
+	var read []string
 	for _, n := range names {
+		if merged[n] {
+			continue
+		}
 		packs, err := r.LoadIndexFile(ctx, n)
 		if err != nil {
 			// A damaged index file must not make the repository unusable:
@@ -267,8 +321,21 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			}
 			return err
 		}
+		read = append(read, n)
 		for _, p := range packs {
 			r.idx.add(p)
+		}
+	}
+	if r.cacheDir != "" && (len(read) > r.mergeFiles || r.idx.overlayLen() > r.mergeBlobs) {
+		for n := range merged {
+			read = append(read, n)
+		}
+		// Failing to write the table (full disk, read-only cache) only
+		// costs the next open the same reading again.
+		if err := writeTable(tableFile(r.cacheDir), r.idx.base, r.idx.overlay(), read); err == nil {
+			if t, err := openTable(tableFile(r.cacheDir)); err == nil && t != nil {
+				r.idx.setBase(t)
+			}
 		}
 	}
 	return nil
@@ -552,7 +619,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 // flush: a repository closed without Flush keeps only unreferenced packs.
 func (r *Repository) Close() error {
 	r.uploads.Wait()
-	return r.be.Close()
+	return errors.Join(r.idx.close(), r.be.Close())
 }
 
 // packer accumulates blobs of one type into a pack.
