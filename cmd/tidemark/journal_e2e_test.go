@@ -179,4 +179,11 @@ func TestJournalBackupsCLI(t *testing.T) {
 	if b.Totals != before {
 		t.Fatalf("totals %+v, want %+v", b.Totals, before)
 	}
+	// The watcher noticed, recorded a gap and carried on in a new segment:
+	// the backup above took a cursor after that gap, so the next one uses
+	// the journal again.
+	b = e.backupJSON("--state", state, "--exclude", "*.tmp", src)
+	if b.Scan.Mode != "journal" || b.Totals != before {
+		t.Fatalf("after the watcher recovered: %+v %+v", b.Scan, b.Totals)
+	}
 }

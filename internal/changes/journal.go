@@ -169,8 +169,10 @@ func setFileName(set string) string {
 }
 
 // Release tells the journal that the backup set `set` (an opaque name) no
-// longer needs records at or before c. Records that every registered set
-// of c's epoch has passed are deleted, a segment at a time.
+// longer needs records at or before c. It only records that: the watcher
+// deletes the segments every registered set of its epoch has passed when
+// it starts a new segment, so a backup costs O(1) here however many sets
+// there are.
 func (j *Journal) Release(set string, c Cursor) error {
 	if set == "" {
 		return errors.New("journal release: empty set name")
@@ -183,9 +185,6 @@ func (j *Journal) Release(set string, c Cursor) error {
 	}
 	st := setState{Set: set, Cursor: c, Time: j.now().UTC()}
 	if err := writeJSONAtomic(j.l.set(setFileName(set)), st, true); err != nil {
-		return fmt.Errorf("journal release: %w", err)
-	}
-	if _, err := compact(j.l, c.Epoch); err != nil {
 		return fmt.Errorf("journal release: %w", err)
 	}
 	return nil
@@ -220,11 +219,17 @@ func readSets(l layout) ([]setState, error) {
 	return out, nil
 }
 
+// abandonedSet is how long a backup set may go without a backup before it
+// stops holding back compaction. Its next backup then finds its records
+// truncated and scans fully, which is safe; keeping a deleted backup
+// configuration's records forever is not.
+const abandonedSet = 30 * 24 * time.Hour
+
 // compact deletes the segments of epoch whose records every set registered
 // for that epoch has released. The newest segment, which the watcher may be
 // appending to, is never deleted. It returns the number of deleted
 // segments.
-func compact(l layout, epoch string) (int, error) {
+func compact(l layout, epoch string, now time.Time) (int, error) {
 	sets, err := readSets(l)
 	if err != nil {
 		return 0, err
@@ -232,7 +237,7 @@ func compact(l layout, epoch string) (int, error) {
 	var min uint64
 	found := false
 	for _, s := range sets {
-		if s.Cursor.Epoch != epoch {
+		if s.Cursor.Epoch != epoch || now.Sub(s.Time) > abandonedSet {
 			continue // sets of other epochs cannot use these records
 		}
 		if !found || s.Cursor.Seq < min {

@@ -260,7 +260,7 @@ func TestSinceAcrossSegments(t *testing.T) {
 	}
 }
 
-func TestReleaseCompacts(t *testing.T) {
+func TestCompactFollowsReleases(t *testing.T) {
 	f := newFakeJournal(t, []string{"/r"}, 100)
 	cursors := []Cursor{f.fence()}
 	for i := 0; i < 30; i++ {
@@ -274,6 +274,13 @@ func TestReleaseCompacts(t *testing.T) {
 		}
 		return len(segs)
 	}
+	// The watcher compacts when it starts a segment; here the test does.
+	compactNow := func() {
+		t.Helper()
+		if _, err := compact(f.j.l, f.epoch, f.j.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	before := count()
 	// Two sets: compaction follows the slower one.
 	if err := f.j.Release("set-b", cursors[5]); err != nil {
@@ -282,6 +289,10 @@ func TestReleaseCompacts(t *testing.T) {
 	if err := f.j.Release("set-a", cursors[25]); err != nil {
 		t.Fatal(err)
 	}
+	if count() != before {
+		t.Fatal("Release deleted segments itself")
+	}
+	compactNow()
 	mid := count()
 	if mid >= before {
 		t.Fatalf("no compaction: %d segments before, %d after", before, mid)
@@ -292,6 +303,7 @@ func TestReleaseCompacts(t *testing.T) {
 	if err := f.j.Release("set-b", cursors[28]); err != nil {
 		t.Fatal(err)
 	}
+	compactNow()
 	if n := count(); n >= mid {
 		t.Fatalf("no compaction after set-b moved: %d -> %d", mid, n)
 	}
@@ -310,6 +322,25 @@ func TestReleaseCompacts(t *testing.T) {
 	sets, err := readSets(f.j.l)
 	if err != nil || len(sets) != 3 {
 		t.Fatalf("sets: %+v %v", sets, err)
+	}
+	// A set with no backup for longer than abandonedSet holds nothing
+	// back: set-b's older cursor no longer stops compaction up to set-a's.
+	if err := f.j.Release("set-a", cursors[29]); err != nil {
+		t.Fatal(err)
+	}
+	now := f.j.now
+	f.j.now = func() time.Time { return now().Add(-abandonedSet - time.Hour) }
+	if err := f.j.Release("set-b", cursors[26]); err != nil {
+		t.Fatal(err)
+	}
+	f.j.now = now
+	beforeAbandoned := count()
+	compactNow()
+	if n := count(); n >= beforeAbandoned {
+		t.Fatalf("an abandoned set held back compaction: %d -> %d segments", beforeAbandoned, n)
+	}
+	if _, err := f.j.Since(cursors[29], cursors[30], []string{"/r"}); err != nil {
+		t.Fatalf("set-a's records were deleted: %v", err)
 	}
 	if err := f.j.Release("", cursors[1]); err == nil {
 		t.Error("empty set name accepted")

@@ -152,6 +152,9 @@ type journalWriter struct {
 	buf      []byte
 	// rotated is called after a new segment was started.
 	rotated func()
+	// lost is called after the current segment was found deleted (by a
+	// user or a cleaner) and a new one started in its place.
+	lost func()
 }
 
 func newJournalWriter(dir string, maxBytes int64) (*journalWriter, error) {
@@ -169,6 +172,10 @@ func newJournalWriter(dir string, maxBytes int64) (*journalWriter, error) {
 }
 
 func (w *journalWriter) startSegment() error {
+	// The epoch directory may have been deleted under the watcher.
+	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
 	path := filepath.Join(w.dir, segName(w.next))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if err != nil {
@@ -199,7 +206,19 @@ func (w *journalWriter) write(recs []Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	if w.size >= w.maxBytes {
+	if w.deleted() {
+		// Records in the deleted segment are gone: a gap, so that no
+		// cursor before it is trusted, at the start of a new segment, so
+		// that backups after it can use the journal again.
+		if err := w.startSegment(); err != nil {
+			return err
+		}
+		gap := Record{Kind: RecGap, Time: recs[0].Time, Text: "journal error: journal segment deleted"}
+		recs = append([]Record{gap}, recs...)
+		if w.lost != nil {
+			w.lost()
+		}
+	} else if w.size >= w.maxBytes {
 		if err := w.startSegment(); err != nil {
 			return err
 		}
@@ -225,6 +244,17 @@ func (w *journalWriter) write(recs []Record) error {
 	return nil
 }
 
+// deleted reports whether the current segment file is no longer in the
+// journal directory.
+func (w *journalWriter) deleted() bool {
+	fi, err := w.f.Stat()
+	if err != nil {
+		return false // a write will report the problem
+	}
+	on, err := os.Stat(filepath.Join(w.dir, segName(w.first)))
+	return err != nil || !os.SameFile(fi, on)
+}
+
 func (w *journalWriter) lastSeq() uint64 { return w.next - 1 }
 
 func (w *journalWriter) close() error {
@@ -244,16 +274,19 @@ type tailer struct {
 }
 
 // newTailer starts at the beginning of the newest segment: every record
-// written after the call is at or after that point.
+// written after the call is at or after that point. With no segment (they
+// were deleted; the watcher starts a new one at its next write) it starts
+// at the first segment that appears.
 func newTailer(dir string) (*tailer, error) {
 	segs, err := listSegments(dir)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if len(segs) == 0 {
-		return nil, fmt.Errorf("%s: no journal segments: %w", dir, fs.ErrNotExist)
+	t := &tailer{dir: dir, off: int64(len(segMagic))}
+	if len(segs) > 0 {
+		t.first = segs[len(segs)-1].first
 	}
-	return &tailer{dir: dir, first: segs[len(segs)-1].first, off: int64(len(segMagic))}, nil
+	return t, nil
 }
 
 // poll reads the records written since the last call and calls fn for
@@ -262,8 +295,14 @@ func (t *tailer) poll(fn func(Record) bool) (bool, error) {
 	for {
 		// List before reading: a segment that has a successor is complete.
 		segs, err := listSegments(t.dir)
-		if err != nil {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, err
+		}
+		if t.first == 0 {
+			if len(segs) == 0 {
+				return false, nil
+			}
+			t.first = segs[0].first
 		}
 		hasNext := false
 		var next uint64

@@ -124,6 +124,15 @@ func Watch(ctx context.Context, stateDir string, roots []string, opt WatchOption
 	}
 	defer w.jw.close()
 	w.jw.rotated = w.trimJournal
+	meta := epochMeta{Epoch: w.epoch, Kind: w.kind, Roots: roots, Started: w.started, PID: os.Getpid()}
+	w.jw.lost = func() {
+		w.logf("gap: journal segment deleted; continuing in a new segment")
+		if _, err := os.Stat(l.epochMeta(w.epoch)); err != nil {
+			if err := writeJSONAtomic(l.epochMeta(w.epoch), meta, true); err != nil {
+				w.logf("rewrite epoch metadata: %v", err)
+			}
+		}
+	}
 	w.emit(Record{Kind: RecStart, Text: fmt.Sprintf("tidemark watcher pid %d", os.Getpid())})
 
 	sources, err := w.setupSources()
@@ -139,7 +148,7 @@ func Watch(ctx context.Context, stateDir string, roots []string, opt WatchOption
 	for _, u := range w.uncoveredList() {
 		logf("not covered: %s: %s", u.Path, u.Reason)
 	}
-	meta := epochMeta{Epoch: w.epoch, Kind: w.kind, Roots: roots, Started: w.started, PID: os.Getpid()}
+	meta.Kind = w.kind
 	if err := writeJSONAtomic(l.epochMeta(w.epoch), meta, true); err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
@@ -442,7 +451,7 @@ func (w *watcher) writeState(sources []source) error {
 // trimJournal runs when a segment is full: compaction for the registered
 // sets, then the size bound.
 func (w *watcher) trimJournal() {
-	if n, err := compact(w.l, w.epoch); err != nil {
+	if n, err := compact(w.l, w.epoch, time.Now()); err != nil {
 		w.logf("compaction: %v", err)
 	} else if n > 0 {
 		w.logf("compaction: removed %d journal segments", n)
