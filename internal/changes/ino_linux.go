@@ -42,6 +42,7 @@ type inoSource struct {
 	nested  map[string]mountKey
 	limited map[string]bool // roots that hit the watch limit
 	rewalk  map[string]bool // roots to set up again after this read
+	fences  []string        // fence markers seen in this read, reported after the re-walks
 	buf     []byte
 }
 
@@ -221,6 +222,13 @@ func (s *inoSource) process(buf []byte) error {
 		s.removeTree(r)
 		s.establish(r)
 	}
+	// A fence read in this buffer counts only now: it claims that every
+	// change before it is recorded and every later one will be, which
+	// needs the watches the re-walks above placed.
+	for _, f := range s.fences {
+		s.w.sawFence(f, srcInotify)
+	}
+	s.fences = s.fences[:0]
 	return err
 }
 
@@ -295,7 +303,7 @@ func (s *inoSource) handle(wd int32, mask uint32, name string) {
 	}
 	v := s.w.filt.classify(dir, name, isDir, o)
 	if v.fence != "" {
-		s.w.sawFence(v.fence, srcInotify)
+		s.fences = append(s.fences, v.fence)
 		return
 	}
 	s.w.emit(v.records()...)
