@@ -8,6 +8,8 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 )
 
 // FileType is the kind of stored object; it selects a namespace.
@@ -45,6 +47,47 @@ var ErrNotFound = errors.New("not found")
 
 // ErrExists is returned (wrapped) by Save when the object already exists.
 var ErrExists = errors.New("already exists")
+
+// ErrInvalidName is returned (wrapped) for a handle no backend may store:
+// retrying cannot fix it.
+var ErrInvalidName = errors.New("invalid object name")
+
+// ErrShortObject is returned (wrapped, with io.ErrUnexpectedEOF) when an
+// object holds fewer bytes than the range read: the stored object is
+// short, which retrying cannot fix (unlike a transfer cut off midway).
+var ErrShortObject = errors.New("object shorter than the range read")
+
+// Sharded reports whether objects of type t are spread over 256
+// subdirectories named by their first two characters, so that no
+// directory grows to millions of entries.
+func Sharded(t FileType) bool { return t == Data || t == Tree }
+
+// ObjectPath returns the slash-separated path of h relative to the
+// repository root, the same in every backend so that a repository can be
+// copied between them. It rejects names that could escape their namespace
+// or collide with temporary files (which start with a dot).
+func ObjectPath(h Handle) (string, error) {
+	if h.Type == Config {
+		return "config", nil
+	}
+	known := false
+	for _, t := range AllTypes {
+		known = known || t == h.Type
+	}
+	n := h.Name
+	switch {
+	case !known:
+		return "", fmt.Errorf("%w: unknown object type %q", ErrInvalidName, h.Type)
+	case n == "" || strings.ContainsAny(n, "/\\\x00") || strings.HasPrefix(n, "."):
+		return "", fmt.Errorf("%w: %q", ErrInvalidName, n)
+	case Sharded(h.Type):
+		if len(n) < 2 {
+			return "", fmt.Errorf("%w: %q", ErrInvalidName, n)
+		}
+		return string(h.Type) + "/" + n[:2] + "/" + n, nil
+	}
+	return string(h.Type) + "/" + n, nil
+}
 
 // Backend stores objects. Implementations must make Save atomic (a reader
 // never sees a partial object under its final name) and safe for concurrent

@@ -33,10 +33,6 @@ func (b *Backend) WithoutSync() *Backend {
 	return &c
 }
 
-// sharded types spread objects over 256 subdirectories so no directory
-// grows to millions of entries.
-func sharded(t backend.FileType) bool { return t == backend.Data || t == backend.Tree }
-
 // Open opens an existing repository directory.
 func Open(dir string) (*Backend, error) {
 	fi, err := os.Stat(dir)
@@ -77,19 +73,11 @@ func Create(dir string) (*Backend, error) {
 func (b *Backend) Location() string { return b.dir }
 
 func (b *Backend) path(h backend.Handle) (string, error) {
-	if h.Type == backend.Config {
-		return filepath.Join(b.dir, "config"), nil
+	p, err := backend.ObjectPath(h)
+	if err != nil {
+		return "", err
 	}
-	if h.Name == "" || strings.ContainsAny(h.Name, "/\\\x00") || h.Name == "." || h.Name == ".." || strings.HasPrefix(h.Name, ".") {
-		return "", fmt.Errorf("invalid object name %q", h.Name)
-	}
-	if sharded(h.Type) {
-		if len(h.Name) < 2 {
-			return "", fmt.Errorf("invalid object name %q", h.Name)
-		}
-		return filepath.Join(b.dir, string(h.Type), h.Name[:2], h.Name), nil
-	}
-	return filepath.Join(b.dir, string(h.Type), h.Name), nil
+	return filepath.Join(b.dir, filepath.FromSlash(p)), nil
 }
 
 // Save implements backend.Backend.
@@ -102,7 +90,7 @@ func (b *Backend) Save(ctx context.Context, h backend.Handle, data []byte) error
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if errors.Is(err, fs.ErrNotExist) && sharded(h.Type) {
+	if errors.Is(err, fs.ErrNotExist) && backend.Sharded(h.Type) {
 		// Shard directories are made when first used.
 		if err = os.Mkdir(filepath.Dir(p), 0o700); err == nil || errors.Is(err, fs.ErrExist) {
 			tmp, err = os.CreateTemp(filepath.Dir(p), ".tmp-*")
@@ -180,14 +168,14 @@ func (b *Backend) Load(ctx context.Context, h backend.Handle, offset, length int
 		}
 		length = fi.Size() - offset
 		if length < 0 {
-			return nil, fmt.Errorf("load %s: offset %d beyond size %d", h, offset, fi.Size())
+			return nil, fmt.Errorf("load %s: %w: offset %d beyond size %d", h, backend.ErrShortObject, offset, fi.Size())
 		}
 	}
 	buf := make([]byte, length)
 	n, err := f.ReadAt(buf, offset)
 	if err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
 		if errors.Is(err, io.EOF) {
-			return buf[:n], fmt.Errorf("load %s: short read (%d of %d bytes at %d): %w", h, n, length, offset, io.ErrUnexpectedEOF)
+			return buf[:n], fmt.Errorf("load %s: %w (%d of %d bytes at %d): %w", h, backend.ErrShortObject, n, length, offset, io.ErrUnexpectedEOF)
 		}
 		return nil, fmt.Errorf("load %s: %w", h, err)
 	}
@@ -213,7 +201,7 @@ func (b *Backend) Stat(ctx context.Context, h backend.Handle) (int64, error) {
 // List implements backend.Backend.
 func (b *Backend) List(ctx context.Context, t backend.FileType, fn func(string, int64) error) error {
 	dirs := []string{filepath.Join(b.dir, string(t))}
-	if sharded(t) {
+	if backend.Sharded(t) {
 		dirs = dirs[:0]
 		for i := 0; i < 256; i++ {
 			dirs = append(dirs, filepath.Join(b.dir, string(t), fmt.Sprintf("%02x", i)))
