@@ -10,10 +10,11 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/backend"
-	"github.com/tidemark/tidemark/internal/backend/local"
+	"github.com/tidemark/tidemark/internal/backend/location"
 	"github.com/tidemark/tidemark/internal/cache"
 	"github.com/tidemark/tidemark/internal/crypto"
 	"github.com/tidemark/tidemark/internal/repo"
@@ -35,6 +36,7 @@ type app struct {
 	// insecureKDF makes new keys cheap to derive; for tests only.
 	insecureKDF bool
 	cpuProfile  string
+	backendOpt  location.Options
 }
 
 func newApp(out, errOut io.Writer) *app { return &app{out: out, errOut: errOut} }
@@ -55,6 +57,11 @@ func (a *app) root() *cobra.Command {
 	f.BoolVar(&a.jsonOut, "json", false, "print machine-readable JSON")
 	f.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors")
 	f.StringVar(&a.compression, "compression", "default", "compression: off, fastest, default, better")
+	f.IntVar(&a.backendOpt.UploadKiB, "limit-upload", 0, "limit uploads to this many KiB/s (0: unlimited)")
+	f.IntVar(&a.backendOpt.DownloadKiB, "limit-download", 0, "limit downloads to this many KiB/s (0: unlimited)")
+	f.StringVar(&a.backendOpt.S3Region, "s3-region", "", "S3 region (default AWS_REGION, AWS_DEFAULT_REGION, else asked from the server)")
+	f.StringVar(&a.backendOpt.S3BucketLookup, "s3-bucket-lookup", "auto", "S3 bucket addressing: auto, path (host/bucket) or dns (bucket.host)")
+	f.BoolVar(&a.backendOpt.SFTPInsecureHostKey, "sftp-insecure-host-key", false, "accept an SFTP host key that known_hosts does not list (insecure)")
 	f.BoolVar(&a.insecureKDF, "insecure-kdf", false, "derive keys with minimal cost (tests only)")
 	_ = f.MarkHidden("insecure-kdf")
 	f.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file")
@@ -159,12 +166,25 @@ func (a *app) location() (string, error) {
 		return "", fmt.Errorf("no repository given: use -r/--repo or TIDEMARK_REPOSITORY: %w", repo.ErrNoRepository)
 	}
 	loc := a.repoLoc
-	loc = strings.TrimPrefix(loc, "local:")
-	if strings.Contains(loc, ":") && !strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, ".") {
-		scheme, _, _ := strings.Cut(loc, ":")
-		return "", fmt.Errorf("repository %q: backend %q is not supported yet (local directories only)", a.repoLoc, scheme)
+	if location.Kind(loc) == "local" {
+		loc = strings.TrimPrefix(loc, "local:")
+		if scheme, _, ok := strings.Cut(loc, ":"); ok && !strings.ContainsAny(scheme, "/.") {
+			return "", fmt.Errorf("repository %q: unknown backend %q (use a directory, sftp:user@host:/path or s3:https://host/bucket)", a.repoLoc, scheme)
+		}
 	}
 	return loc, nil
+}
+
+// backendOptions returns the backend settings, reporting retries as
+// warnings.
+func (a *app) backendOptions() location.Options {
+	opt := a.backendOpt
+	opt.Retry = func(op string, h backend.Handle, err error, attempt int, wait time.Duration) {
+		if !a.quiet {
+			fmt.Fprintf(a.errOut, "warning: %s %s failed (attempt %d), retrying in %v: %v\n", op, h, attempt, wait.Round(time.Millisecond), err)
+		}
+	}
+	return opt
 }
 
 func (a *app) repoOptions() repo.Options {
@@ -199,7 +219,7 @@ func (a *app) openRepo(ctx context.Context) (*repo.Repository, error) {
 	if err != nil {
 		return nil, err
 	}
-	be, err := local.Open(loc)
+	be, err := location.Open(ctx, loc, a.backendOptions())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("repository %s does not exist: %w", loc, repo.ErrNoRepository)

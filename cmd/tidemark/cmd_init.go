@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/spf13/cobra"
-	"github.com/tidemark/tidemark/internal/backend/local"
+	"github.com/tidemark/tidemark/internal/backend/location"
 	"github.com/tidemark/tidemark/internal/repo"
 )
 
@@ -22,7 +22,7 @@ func (a *app) initCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			be, err := local.Create(loc)
+			be, err := location.Create(ctx, loc, a.backendOptions())
 			if err != nil {
 				return err
 			}

@@ -22,7 +22,10 @@ func TestKilledBackups(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	e := newEnv(t)
+	forEachBackend(t, killedBackups)
+}
+
+func killedBackups(t *testing.T, e *env) {
 	src := filepath.Join(e.dir, "src")
 	if _, err := gentree.Generate(src, gentree.Spec{Files: 3000, Seed: 3, LargeEvery: 100, LargeSize: 2 << 20}); err != nil {
 		t.Fatal(err)
@@ -107,8 +110,9 @@ func TestKilledBackups(t *testing.T) {
 // TestCorruptionIsReported flips bytes in packs, index and snapshot files:
 // check reports each, and restore names the affected files instead of
 // writing wrong data.
-func TestCorruptionIsReported(t *testing.T) {
-	e := newEnv(t)
+func TestCorruptionIsReported(t *testing.T) { forEachBackend(t, corruption) }
+
+func corruption(t *testing.T, e *env) {
 	src := filepath.Join(e.dir, "src")
 	os.MkdirAll(src, 0o755)
 	data := gentree.RandomBytes(3<<20, 9)
@@ -120,7 +124,7 @@ func TestCorruptionIsReported(t *testing.T) {
 	flip := func(dir string, pick func([]string) string) string {
 		t.Helper()
 		var files []string
-		filepath.Walk(filepath.Join(e.repo, dir), func(p string, fi os.FileInfo, err error) error {
+		filepath.Walk(filepath.Join(e.store, dir), func(p string, fi os.FileInfo, err error) error {
 			if err == nil && fi.Mode().IsRegular() {
 				files = append(files, p)
 			}

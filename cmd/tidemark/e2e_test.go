@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/backend/local"
+	"github.com/tidemark/tidemark/internal/backend/location"
+	"github.com/tidemark/tidemark/internal/backend/s3/s3test"
+	"github.com/tidemark/tidemark/internal/backend/sftp/sftptest"
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/gentree"
 	"github.com/tidemark/tidemark/internal/repo"
@@ -48,9 +51,12 @@ func TestMain(m *testing.M) {
 
 // env is one test's repository, cache and password.
 type env struct {
-	t        *testing.T
-	dir      string
-	repo     string
+	t    *testing.T
+	dir  string
+	repo string // the repository location, as given to -r
+	// store is the local directory holding the repository's objects
+	// (behind the server for S3 and SFTP), for tests that damage them.
+	store    string
 	cache    string
 	password string
 	cred     *syscall.Credential
@@ -59,7 +65,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, repo: filepath.Join(dir, "repo"), cache: filepath.Join(dir, "cache"), password: filepath.Join(dir, "pw")}
+	e := &env{t: t, dir: dir, repo: filepath.Join(dir, "repo"), store: filepath.Join(dir, "repo"), cache: filepath.Join(dir, "cache"), password: filepath.Join(dir, "pw")}
 	if err := os.WriteFile(e.password, []byte("correct horse\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +75,50 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// forEachBackend runs fn with a fresh env on each backend: a local
+// directory, a real S3 server (versitygw) and a real SFTP server (sshd),
+// both started for the test.
+func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, kind := range []string{"local", "s3", "sftp"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv(t)
+			e.useBackend(kind)
+			fn(t, e)
+		})
+	}
+}
+
+// useBackend points e at a new repository on a server of the given kind.
+// Credentials reach the binary the way a user's would: AWS_* variables
+// for S3, and ~/.ssh/config with a host alias, key and known_hosts for
+// SFTP.
+func (e *env) useBackend(kind string) {
+	switch kind {
+	case "s3":
+		srv := s3test.Start(e.t)
+		e.t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+		e.t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+		e.t.Setenv("AWS_SESSION_TOKEN", "")
+		e.repo = "s3:http://" + srv.Endpoint + "/tidemark/repo"
+		e.store = filepath.Join(srv.Dir, "tidemark", "repo")
+	case "sftp":
+		srv := sftptest.Start(e.t)
+		home := filepath.Join(e.dir, "home")
+		conf := fmt.Sprintf("Host backup-server\n  HostName %s\n  Port %d\n  User %s\n  IdentityFile %s\n  UserKnownHostsFile %s\n",
+			srv.Host, srv.Port, srv.User, srv.KeyFile, srv.KnownHosts)
+		if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(home, ".ssh", "config"), []byte(conf), 0o600); err != nil {
+			e.t.Fatal(err)
+		}
+		e.t.Setenv("HOME", home)
+		e.t.Setenv("SSH_AUTH_SOCK", "")
+		e.repo = "sftp:backup-server:" + srv.Dir + "/repo"
+		e.store = filepath.Join(srv.Dir, "repo")
+	}
 }
 
 type result struct {
@@ -202,8 +252,9 @@ func richTree(t *testing.T, root string) {
 	must(os.Chtimes(filepath.Join(root, "dir"), time.Unix(1.5e9, 1), time.Unix(1.5e9, 1)))
 }
 
-func TestBackupRestoreRoundTrip(t *testing.T) {
-	e := newEnv(t)
+func TestBackupRestoreRoundTrip(t *testing.T) { forEachBackend(t, roundTrip) }
+
+func roundTrip(t *testing.T, e *env) {
 	src := filepath.Join(e.dir, "src")
 	richTree(t, src)
 	e.mustRun("init")
@@ -503,7 +554,7 @@ func TestExitCodes(t *testing.T) {
 func (e *env) subtree(root, path string) string {
 	e.t.Helper()
 	ctx := context.Background()
-	be, err := local.Open(e.repo)
+	be, err := location.Open(ctx, e.repo, location.Options{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -511,6 +562,7 @@ func (e *env) subtree(root, path string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	defer r.Close()
 	id, err := blob.ParseID(root)
 	if err != nil {
 		e.t.Fatal(err)

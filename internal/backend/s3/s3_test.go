@@ -28,7 +28,8 @@ var _ backend.Backend = (*Backend)(nil)
 // server starts versitygw and returns a Config for bucket/prefix on it.
 func server(t *testing.T, bucket, prefix string) Config {
 	t.Helper()
-	endpoint, access, secret := s3test.Start(t)
+	srv := s3test.Start(t)
+	endpoint, access, secret := srv.Endpoint, srv.AccessKey, srv.SecretKey
 	return Config{
 		Endpoint:        endpoint,
 		Bucket:          bucket,

@@ -27,15 +27,24 @@ const installHint = "versitygw not found: install it with\n" +
 // startTimeout bounds how long the server may take to accept connections.
 const startTimeout = 30 * time.Second
 
+// Server is a running versitygw.
+type Server struct {
+	Endpoint  string // host:port, plain HTTP
+	AccessKey string // the root user's keys
+	SecretKey string
+	// Dir is the directory served: bucket b's object k is file Dir/b/k,
+	// which lets tests damage stored objects directly.
+	Dir string
+}
+
 // Start runs versitygw on a free local port, serving a fresh temporary
-// directory, and stops it when the test ends. It returns the endpoint
-// (host:port, plain HTTP) and the root user's keys.
+// directory, and stops it when the test ends.
 //
 // The binary is looked for in $TIDEMARK_VERSITYGW, then PATH, then
 // $(go env GOPATH)/bin, then /tmp/tools. If it is missing the test is
 // skipped, or fails when TIDEMARK_REQUIRE_SERVERS=1 (for CI, where a
 // silently skipped backend would go untested).
-func Start(t testing.TB) (endpoint, accessKey, secretKey string) {
+func Start(t testing.TB) Server {
 	t.Helper()
 	bin, err := find()
 	if err != nil {
@@ -44,8 +53,8 @@ func Start(t testing.TB) (endpoint, accessKey, secretKey string) {
 		}
 		t.Skipf("%v\n%s", err, installHint)
 	}
-	accessKey = "tidemark" + randomHex(t, 4)
-	secretKey = randomHex(t, 20)
+	accessKey := "tidemark" + randomHex(t, 4)
+	secretKey := randomHex(t, 20)
 	dir := t.TempDir()
 
 	// The free port is found by binding and releasing it, so another
@@ -55,7 +64,7 @@ func Start(t testing.TB) (endpoint, accessKey, secretKey string) {
 		addr := freeAddr(t)
 		out, err := run(t, bin, addr, accessKey, secretKey, dir)
 		if err == nil {
-			return addr, accessKey, secretKey
+			return Server{Endpoint: addr, AccessKey: accessKey, SecretKey: secretKey, Dir: dir}
 		}
 		if i == attempts || !strings.Contains(out, "address already in use") {
 			t.Fatalf("versitygw: %v\noutput:\n%s", err, out)
