@@ -27,6 +27,11 @@ type Index struct {
 	blobs  map[blob.ID]location
 	packs  []blob.ID
 	packNo map[blob.ID]uint32
+	// foreign is set once Add took packs from outside the repository
+	// handle's own bookkeeping (check reads index files itself): the
+	// overlay may then hold blobs of index files it cannot name, and must
+	// not be merged into the table.
+	foreign bool
 }
 
 func newIndex() *Index {
@@ -43,7 +48,12 @@ type Location struct {
 }
 
 // Add records the blobs of one pack; adding a pack again changes nothing.
-func (x *Index) Add(p IndexPack) { x.add(p) }
+func (x *Index) Add(p IndexPack) {
+	x.add(p)
+	x.mu.Lock()
+	x.foreign = true
+	x.mu.Unlock()
+}
 
 // add records the blobs of one pack.
 func (x *Index) add(p IndexPack) {
@@ -130,11 +140,12 @@ func (x *Index) overlay() []tableEntry {
 	return out
 }
 
-// overlayLen returns the number of blobs held in memory.
-func (x *Index) overlayLen() int {
+// overlayLen returns the number of blobs held in memory, and whether they
+// may be merged into a table (none came through Add).
+func (x *Index) overlayLen() (int, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.blobs)
+	return len(x.blobs), !x.foreign
 }
 
 // setBase replaces the table layer and empties the overlay, which the new

@@ -152,7 +152,7 @@ func TestIndexTableRepository(t *testing.T) {
 		}
 		seq := 0
 		for range rapid.IntRange(1, 12).Draw(t, "steps") {
-			switch rapid.IntRange(0, 3).Draw(t, "action") {
+			switch rapid.IntRange(0, 4).Draw(t, "action") {
 			case 0, 1: // a backup: new blobs, some already stored
 				before := map[string]bool{}
 				for _, n := range files() {
@@ -206,6 +206,14 @@ func TestIndexTableRepository(t *testing.T) {
 					delete(in, gone)
 					if len(in) == 0 {
 						delete(want, id)
+					}
+				}
+			case 4: // an interrupted backup: blobs saved, never flushed
+				for range rapid.IntRange(1, 5).Draw(t, "unflushed") {
+					seq++
+					plain := []byte(fmt.Sprintf("unflushed %d", seq))
+					if _, err := r.SaveBlob(ctx, blob.Data, r.Key().ID(plain), plain); err != nil {
+						t.Fatal(err)
 					}
 				}
 			case 3: // a damaged table

@@ -77,6 +77,10 @@ type Repository struct {
 	// cacheDir is the local cache directory, "" without a cache.
 	cacheDir               string
 	mergeFiles, mergeBlobs int
+	// merged are the index files in the index table; unmerged those whose
+	// blobs are only in memory (read at open, or written by this handle).
+	merged   map[string]bool
+	unmerged []string
 	// indexErrs lists index files that could not be used.
 	indexErrs []error
 
@@ -216,7 +220,7 @@ func newRepository(be backend.Backend, key *crypto.Key, keyID string, cfg Config
 	r := &Repository{raw: be, be: be, key: key, keyID: keyID, cfg: cfg, chunks: table,
 		data: newCodec(level), trees: newCodec(zstd.SpeedDefault), noComp: off, idx: newIndex(),
 		pending: map[blob.ID]struct{}{}, packers: map[blob.Type]*packer{},
-		uploadSlots: make(chan struct{}, 2), mergeFiles: mergeFiles, mergeBlobs: mergeBlobs}
+		uploadSlots: make(chan struct{}, 2), mergeFiles: mergeFiles, mergeBlobs: mergeBlobs, merged: map[string]bool{}}
 	if opt.mergeFiles > 0 {
 		r.mergeFiles, r.mergeBlobs = opt.mergeFiles, opt.mergeBlobs
 	}
@@ -281,7 +285,7 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("list index: %w", err)
 	}
-	var merged map[string]bool
+	merged := map[string]bool{}
 	if r.cacheDir != "" {
 		// A damaged table is only a cache: it is rebuilt below.
 		t, _ := openTable(tableFile(r.cacheDir))
@@ -296,7 +300,7 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 					// An index file was removed (prune, repair): the table
 					// may name packs that are gone, so start over.
 					t.close()
-					t, merged = nil, nil
+					t, merged = nil, map[string]bool{}
 					break
 				}
 			}
@@ -305,7 +309,7 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 			r.idx.setBase(t)
 		}
 	}
-	var read []string
+	r.merged = merged
 	for _, n := range names {
 		if merged[n] {
 			continue
@@ -321,24 +325,42 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 			}
 			return err
 		}
-		read = append(read, n)
+		r.unmerged = append(r.unmerged, n)
 		for _, p := range packs {
 			r.idx.add(p)
 		}
 	}
-	if r.cacheDir != "" && (len(read) > r.mergeFiles || r.idx.overlayLen() > r.mergeBlobs) {
-		for n := range merged {
-			read = append(read, n)
-		}
-		// Failing to write the table (full disk, read-only cache) only
-		// costs the next open the same reading again.
-		if err := writeTable(tableFile(r.cacheDir), r.idx.base, r.idx.overlay(), read); err == nil {
-			if t, err := openTable(tableFile(r.cacheDir)); err == nil && t != nil {
-				r.idx.setBase(t)
-			}
-		}
-	}
+	r.maybeMergeTable()
 	return nil
+}
+
+// maybeMergeTable writes a new index table holding the in-memory blobs
+// too, once there are enough of them. It is called after loading (blobs
+// read from new index files) and on Close (blobs this handle stored), but
+// only when every in-memory blob is in an index file that exists: a table
+// must never claim a blob whose pack no index names, or a later backup
+// would reference data that prune may delete.
+func (r *Repository) maybeMergeTable() {
+	n, mergeable := r.idx.overlayLen()
+	if r.cacheDir == "" || !mergeable || (len(r.unmerged) <= r.mergeFiles && n <= r.mergeBlobs) {
+		return
+	}
+	names := append([]string(nil), r.unmerged...)
+	for n := range r.merged {
+		names = append(names, n)
+	}
+	// Failing to write the table (full disk, read-only cache) only costs
+	// the next open the same reading again.
+	if err := writeTable(tableFile(r.cacheDir), r.idx.base, r.idx.overlay(), names); err != nil {
+		return
+	}
+	if t, err := openTable(tableFile(r.cacheDir)); err == nil && t != nil {
+		r.idx.setBase(t)
+		for _, n := range r.unmerged {
+			r.merged[n] = true
+		}
+		r.unmerged = nil
+	}
 }
 
 // IndexErrors returns the damaged index files skipped when opening.
@@ -580,9 +602,13 @@ func (r *Repository) upload(ctx context.Context, p *packer) error {
 func (r *Repository) writeIndex(ctx context.Context, packs []IndexPack) error {
 	r.indexMu.Lock()
 	defer r.indexMu.Unlock()
-	if _, err := r.SaveUnpacked(ctx, backend.Index, EncodeIndex(packs)); err != nil {
+	id, err := r.SaveUnpacked(ctx, backend.Index, EncodeIndex(packs))
+	if err != nil {
 		return fmt.Errorf("save index: %w", err)
 	}
+	r.mu.Lock()
+	r.unmerged = append(r.unmerged, id.String())
+	r.mu.Unlock()
 	return nil
 }
 
@@ -617,8 +643,16 @@ func (r *Repository) Flush(ctx context.Context) error {
 
 // Close waits for uploads in flight and closes the backend. It does not
 // flush: a repository closed without Flush keeps only unreferenced packs.
+// After a Flush that stored many blobs it merges them into the cache's
+// index table, so the next run does not read them from index files.
 func (r *Repository) Close() error {
 	r.uploads.Wait()
+	r.mu.Lock()
+	flushed := r.err == nil && len(r.newPacks) == 0 && len(r.packers) == 0
+	r.mu.Unlock()
+	if flushed {
+		r.maybeMergeTable()
+	}
 	return errors.Join(r.idx.close(), r.be.Close())
 }
 
