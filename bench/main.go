@@ -14,6 +14,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,19 +43,23 @@ type measure struct {
 }
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == measureArg {
+		os.Exit(measureChild(os.Args[2:]))
+	}
 	files := flag.Int("files", 200000, "number of files in the generated tree")
 	changes := flag.Int("changes", 100, "files changed before the incremental backup")
 	work := flag.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
 	resticBin := flag.String("restic", "", "restic binary (default: install "+resticVersion+")")
 	journal := flag.Bool("journal", true, "also benchmark journal-driven backups with a running watcher")
+	s3 := flag.Bool("s3", false, "keep both repositories on a local S3 server (versitygw, which must be installed) instead of local directories")
 	flag.Parse()
-	if err := run(*files, *changes, *work, *resticBin, *journal); err != nil {
+	if err := run(*files, *changes, *work, *resticBin, *journal, *s3); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(files, changes int, work, resticBin string, journal bool) error {
+func run(files, changes int, work, resticBin string, journal, s3 bool) error {
 	ctx := context.Background()
 	if work == "" {
 		d, err := os.MkdirTemp("", "tidemark-bench-")
@@ -92,9 +98,22 @@ func run(files, changes int, work, resticBin string, journal bool) error {
 	// system where files were not written a moment ago.
 	time.Sleep(1100 * time.Millisecond)
 
+	tmRepo, resticRepo := filepath.Join(work, "tm-repo"), filepath.Join(work, "restic-repo")
+	var s3env []string
+	if s3 {
+		endpoint, env, stop, err := startS3(filepath.Join(work, "s3"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		s3env = env
+		tmRepo = "s3:http://" + endpoint + "/bench/tidemark"
+		resticRepo = "s3:http://" + endpoint + "/bench/restic"
+		fmt.Printf("repositories on versitygw at %s (S3 over plain HTTP on loopback)\n", endpoint)
+	}
 	tools := []*tool{
-		{name: "tidemark", bin: tm, env: []string{"TIDEMARK_REPOSITORY=" + filepath.Join(work, "tm-repo"), "TIDEMARK_PASSWORD=bench",
-			"XDG_CACHE_HOME=" + filepath.Join(work, "tm-cache")},
+		{name: "tidemark", bin: tm, env: append([]string{"TIDEMARK_REPOSITORY=" + tmRepo, "TIDEMARK_PASSWORD=bench",
+			"XDG_CACHE_HOME=" + filepath.Join(work, "tm-cache")}, s3env...),
 			args: func(op string, extra ...string) []string {
 				switch op {
 				case "init":
@@ -106,8 +125,8 @@ func run(files, changes int, work, resticBin string, journal bool) error {
 				}
 				return nil
 			}},
-		{name: "restic", bin: resticBin, env: []string{"RESTIC_REPOSITORY=" + filepath.Join(work, "restic-repo"), "RESTIC_PASSWORD=bench",
-			"RESTIC_CACHE_DIR=" + filepath.Join(work, "restic-cache")},
+		{name: "restic", bin: resticBin, env: append([]string{"RESTIC_REPOSITORY=" + resticRepo, "RESTIC_PASSWORD=bench",
+			"RESTIC_CACHE_DIR=" + filepath.Join(work, "restic-cache")}, s3env...),
 			args: func(op string, extra ...string) []string {
 				switch op {
 				case "init":
@@ -171,7 +190,15 @@ func run(files, changes int, work, resticBin string, journal bool) error {
 		out, _ := exec.Command("du", "-sh", d).Output()
 		return strings.Fields(string(out) + " ?")[0]
 	}
-	fmt.Printf("repository size: tidemark %s, restic %s\n", repoSize(filepath.Join(work, "tm-repo")), repoSize(filepath.Join(work, "restic-repo")))
+	if s3 {
+		fmt.Printf("repository size (bucket): %s\n", repoSize(filepath.Join(work, "s3")))
+		mib := float64(st.Bytes) / (1 << 20)
+		a, b := results["tidemark"], results["restic"]
+		fmt.Printf("throughput to S3: initial backup tidemark %.0f MiB/s, restic %.0f MiB/s; restore tidemark %.0f MiB/s, restic %.0f MiB/s\n",
+			mib/a[0].wall.Seconds(), mib/b[0].wall.Seconds(), mib/a[3].wall.Seconds(), mib/b[3].wall.Seconds())
+	} else {
+		fmt.Printf("repository size: tidemark %s, restic %s\n", repoSize(tmRepo), repoSize(resticRepo))
+	}
 	if !journal {
 		return nil
 	}
@@ -276,6 +303,48 @@ func journalBench(ctx context.Context, work, src string, tm, restic *tool, files
 	return nil
 }
 
+// startS3 runs versitygw on a free loopback port serving dir and returns
+// its endpoint, the AWS_* environment for both tools, and a stop function.
+func startS3(dir string) (string, []string, func(), error) {
+	bin, err := exec.LookPath("versitygw")
+	if err != nil {
+		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+		bin = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "versitygw")
+		if _, err := os.Stat(bin); err != nil {
+			return "", nil, nil, fmt.Errorf("-s3 needs versitygw: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--access", "benchkey", "--secret", "benchsecret0123456789", "--port", addr, "--quiet", "posix", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", nil, nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if i == 300 {
+			stop()
+			return "", nil, nil, fmt.Errorf("versitygw did not start: %s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	env := []string{"AWS_ACCESS_KEY_ID=benchkey", "AWS_SECRET_ACCESS_KEY=benchsecret0123456789"}
+	return addr, env, stop, nil
+}
+
 // procCPU returns a process's CPU time and peak RSS (KiB).
 func procCPU(pid int) (time.Duration, int64) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -296,25 +365,74 @@ func procCPU(pid int) (time.Duration, int64) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, hwm
 }
 
+// measureArg makes the bench binary a launcher for one measured command.
+const measureArg = "-measure-child"
+
 // exec runs one operation and measures wall time and the child's peak RSS.
+//
+// The command runs under a fresh copy of this binary (measureChild):
+// Go starts children with vfork, so on Linux a child's ru_maxrss starts
+// at its parent's high-water mark, and the bench holds a lot after
+// comparing a million restored files. The launcher is small, so what it
+// reports is the command's own peak.
 func (t *tool) exec(ctx context.Context, op string, extra ...string) (measure, error) {
-	cmd := exec.CommandContext(ctx, t.bin, t.args(op, extra...)...)
+	self, err := os.Executable()
+	if err != nil {
+		return measure{}, err
+	}
+	cmd := exec.CommandContext(ctx, self, append([]string{measureArg, t.bin}, t.args(op, extra...)...)...)
 	cmd.Env = append(os.Environ(), t.env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	m := measure{wall: time.Since(start)}
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			m.rss = ru.Maxrss
-		}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return measure{}, err
 	}
+	cmd.ExtraFiles = []*os.File{w}
+	err = cmd.Start()
+	w.Close()
+	var report []byte
+	if err == nil {
+		report, _ = io.ReadAll(r)
+		err = cmd.Wait()
+	}
+	r.Close()
+	var m measure
+	var ns int64
+	fmt.Sscan(string(report), &ns, &m.rss)
+	m.wall = time.Duration(ns)
 	if err != nil {
 		return m, fmt.Errorf("%s %s: %v\n%s", t.name, op, err, stderr.String())
 	}
 	return m, nil
+}
+
+// measureChild runs argv, then writes its wall time (ns) and peak RSS
+// (KiB) to fd 3 and returns its exit code.
+func measureChild(argv []string) int {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	var rss int64
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			rss = ru.Maxrss
+		}
+	}
+	out := os.NewFile(3, "report")
+	fmt.Fprintf(out, "%d %d\n", wall.Nanoseconds(), rss)
+	out.Close()
+	if err != nil {
+		if cmd.ProcessState != nil {
+			return max(cmd.ProcessState.ExitCode(), 1)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 // installRestic installs the current restic release with go install, or
