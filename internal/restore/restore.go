@@ -81,6 +81,7 @@ type restorer struct {
 	target string // Target without a trailing slash, for messages
 	rootfd int
 	jobs   chan fileJob
+	blobs  *readAhead
 
 	// links maps a hard-link group (the snapshot path its nodes name as
 	// HardLink) to the file restored for it; only the walker uses it.
@@ -184,7 +185,7 @@ func newRestorer(r *repo.Repository, opt Options, rootfd int) *restorer {
 		prog = &Progress{}
 	}
 	return &restorer{repo: r, opt: opt, prog: prog, target: strings.TrimRight(opt.Target, "/"), rootfd: rootfd,
-		jobs: make(chan fileJob, 4*opt.Workers), links: map[string]*leader{}}
+		jobs: make(chan fileJob, 4*opt.Workers), links: map[string]*leader{}, blobs: newReadAhead(r)}
 }
 
 // selector marks the part of a tree to restore: everything below an entry
@@ -555,7 +556,7 @@ func isZero(b []byte) bool {
 func (w *restorer) writeContent(ctx context.Context, fd int, n *snapshot.Node) error {
 	var off uint64
 	for _, id := range n.Content {
-		data, err := w.repo.LoadBlob(ctx, blob.Data, id)
+		data, err := w.blobs.load(ctx, id)
 		if err != nil {
 			return fmt.Errorf("load content: %w", err)
 		}

@@ -12,9 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tidemark/tidemark/internal/archive"
+	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/backend/local"
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/crypto"
@@ -960,5 +962,72 @@ func TestRestoreCancelled(t *testing.T) {
 	_, err := Run(ctx, r, tree, Options{Target: filepath.Join(base, "target")})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run error %v, want context.Canceled", err)
+	}
+}
+
+// countingBackend counts ranged reads of data packs.
+type countingBackend struct {
+	backend.Backend
+	loads atomic.Int64
+}
+
+func (c *countingBackend) Load(ctx context.Context, h backend.Handle, off, n int64) ([]byte, error) {
+	if h.Type == backend.Data {
+		c.loads.Add(1)
+	}
+	return c.Backend.Load(ctx, h, off, n)
+}
+
+// TestRestoreReadsPacksInWindows: small files stored next to each other
+// are read with a few window reads, not one read per blob, and a blob
+// damaged inside a window costs only its own file.
+func TestRestoreReadsPacksInWindows(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	src := tempDir(t)
+	const files = 400
+	for i := range files {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%d", i%4), fmt.Sprintf("f%03d", i)), gentree.RandomBytes(3000+i, uint64(i)))
+	}
+	tree := backup(t, r, src)
+
+	be, err := local.Open(dir)
+	must(t, err)
+	counting := &countingBackend{Backend: be}
+	r2, err := repo.Open(ctx, counting, password, repoOptions())
+	must(t, err)
+	defer r2.Close()
+	dst := tempDir(t)
+	res, err := Run(ctx, r2, tree, Options{Target: dst})
+	must(t, err)
+	checkNoErrors(t, res)
+	compareTrees(t, src, filepath.Join(dst, snapPath(src)), false)
+	t.Logf("%d data pack reads for %d files", counting.loads.Load(), files)
+	if n := counting.loads.Load(); n > files/20 {
+		t.Errorf("%d data reads for %d small files", n, files)
+	}
+
+	// Damage one blob in the middle of the pack: only its file fails.
+	victim, err := snapshot.FindPath(ctx, r, tree, snapPath(src)+"/d1/f201")
+	must(t, err)
+	loc, ok := r.Index().Lookup(victim.Content[0])
+	if !ok {
+		t.Fatal("victim blob not indexed")
+	}
+	p := filepath.Join(dir, "data", loc.Pack.String()[:2], loc.Pack.String())
+	os.Chmod(p, 0o600)
+	data, err := os.ReadFile(p)
+	must(t, err)
+	data[loc.Offset+loc.Length/2] ^= 1
+	must(t, os.WriteFile(p, data, 0o600))
+	r3 := reopen(t, dir)
+	dst2 := tempDir(t)
+	res, err = Run(ctx, r3, tree, Options{Target: dst2})
+	must(t, err)
+	if len(res.Errors) != 1 || !strings.HasSuffix(res.Errors[0].Path, "d1/f201") {
+		t.Fatalf("errors %+v, want only d1/f201", res.Errors)
+	}
+	if res.Files != files-1 {
+		t.Fatalf("%d files restored, want %d", res.Files, files-1)
 	}
 }
