@@ -390,6 +390,10 @@ func (t *tool) exec(ctx context.Context, op string, extra ...string) (measure, e
 		return measure{}, err
 	}
 	cmd.ExtraFiles = []*os.File{w}
+	// Write back what earlier steps left dirty first: otherwise the next
+	// command, whichever tool it is, pays for that writeback (file
+	// creation stalls behind the filesystem journal).
+	syscall.Sync()
 	err = cmd.Start()
 	w.Close()
 	var report []byte
