@@ -69,7 +69,7 @@ func (a *app) root() *cobra.Command {
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return a.startProfile() }
 	root.PersistentPostRun = func(*cobra.Command, []string) { a.stopProfile() }
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.diffCmd(), a.statsCmd(),
-		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.historyCmd(), a.demoCmd(), a.watchCmd(), a.journalCmd())
+		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.forgetCmd(), a.historyCmd(), a.demoCmd(), a.watchCmd(), a.journalCmd())
 	return root
 }
 
