@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -269,8 +270,20 @@ type Delta struct {
 	// Inodes changed whose paths are unknown; they matter only if the
 	// previous backup held them as hard-linked files.
 	Inodes []state.DevIno
+	// Links are hard-linked files that changed, by the path and inode
+	// seen then. Listing the path's directory meets the file (and the
+	// scan declines); a path that no longer holds that inode means the
+	// link is gone and its other links cannot be found without a full
+	// scan.
+	Links []Link
 	// FullScan, when set, says why the delta cannot be used after all.
 	FullScan string
+}
+
+// Link is a path of a hard-linked file and the inode it held.
+type Link struct {
+	Path string
+	state.DevIno
 }
 
 // decision is the plan plus what the scan needs to carry it out.
@@ -369,6 +382,12 @@ func decide(ctx context.Context, st *state.DB, set []byte, settings string, root
 	}
 	if delta.FullScan != "" {
 		return fail(delta.FullScan)
+	}
+	for _, l := range delta.Links {
+		var st unix.Stat_t
+		if err := unix.Lstat(l.Path, &st); err != nil || st.Dev != l.Dev || st.Ino != l.Ino {
+			return fail(fmt.Sprintf("a hard-linked file changed and its link %s is gone", l.Path))
+		}
 	}
 	for _, in := range delta.Inodes {
 		has := true // without records, assume the worst

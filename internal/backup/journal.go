@@ -54,6 +54,9 @@ func (c changeJournal) Since(ctx context.Context, from, to json.RawMessage, root
 		// Listing the directory of one link meets the hard-linked file,
 		// and the scan then declines in favour of a full one.
 		out.Dirs = append(out.Dirs, filepath.Dir(in.Path))
+		if in.Ino != 0 {
+			out.Links = append(out.Links, Link{Path: in.Path, DevIno: state.DevIno{Dev: in.Dev, Ino: in.Ino}})
+		}
 	}
 	return out, nil
 }

@@ -380,7 +380,7 @@ func (s *fanSource) fsGap(f *fanFS, reason string) {
 // one link: its other links, wherever they are, changed too.
 func (s *fanSource) checkLinks(path string, obj *fanFID) {
 	if obj == nil {
-		if dev, ino, n, err := linkCount(path); err == nil && n > 1 {
+		if dev, ino, n, regular, err := linkCount(path); err == nil && regular && n > 1 {
 			s.w.emit(Record{Kind: RecInode, Path: path, Text: formatDevIno(dev, ino)})
 		}
 		return

@@ -87,12 +87,12 @@ func devOf(path string) (uint64, error) {
 }
 
 // linkCount returns dev, inode and link count of path (lstat).
-func linkCount(path string) (dev, ino, nlink uint64, err error) {
+func linkCount(path string) (dev, ino, nlink uint64, regular bool, err error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, false, err
 	}
-	return st.Dev, st.Ino, uint64(st.Nlink), nil
+	return st.Dev, st.Ino, uint64(st.Nlink), st.Mode&unix.S_IFMT == unix.S_IFREG, nil
 }
 
 // goneErr reports errors that mean "the object is gone": the event that
