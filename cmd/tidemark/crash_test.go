@@ -46,8 +46,24 @@ func killedBackups(t *testing.T, e *env) {
 	e.mustRun("backup", "--read-all", src)
 	took := time.Since(start)
 	const kills = 24
-	killed := 0
-	for i := 0; i < kills; i++ {
+	killed, unreferenced := 0, 0
+	// packs counts the stored data packs (temporary files, which start
+	// with a dot, excluded).
+	packs := func() int {
+		n := 0
+		filepath.Walk(filepath.Join(e.store, "data"), func(p string, fi os.FileInfo, err error) error {
+			if err == nil && fi.Mode().IsRegular() && !strings.HasPrefix(fi.Name(), ".") {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	// Past 24 rounds, go on (up to 48) until a kill has landed between a
+	// pack upload and its index. Every third round kills right after the
+	// first new pack is stored, so that window is aimed at, not only hit
+	// by chance (on a busy machine random kills tend to land early).
+	for i := 0; i < kills || (unreferenced == 0 && i < 2*kills); i++ {
 		// Change something each round so every backup has work to do,
 		// including new data beyond one pack, so packs are uploaded before
 		// the index that names them.
@@ -63,13 +79,33 @@ func killedBackups(t *testing.T, e *env) {
 		}
 		delay := time.Duration(rng.Int64N(int64(took)))
 		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		exited := make(chan struct{})
+		go func() { done <- cmd.Wait(); close(exited) }()
+		kill := time.After(delay)
+		if i%3 == 2 {
+			before := packs()
+			ch := make(chan time.Time, 1)
+			kill = ch
+			go func() {
+				for {
+					select {
+					case <-exited:
+						return
+					case <-time.After(2 * time.Millisecond):
+					}
+					if packs() > before {
+						ch <- time.Now()
+						return
+					}
+				}
+			}()
+		}
 		select {
 		case err := <-done:
 			if err != nil {
 				t.Fatalf("backup failed before being killed: %v\n%s", err, errOut.String())
 			}
-		case <-time.After(delay):
+		case <-kill:
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			err := <-done
 			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -82,6 +118,15 @@ func killedBackups(t *testing.T, e *env) {
 		if r.code != 0 {
 			t.Fatalf("round %d (killed after %v): check failed: %s %s", i, delay, r.stdout, r.stderr)
 		}
+		var sum struct {
+			Summary struct {
+				UnreferencedPacks int `json:"unreferenced_packs"`
+			}
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil {
+			t.Fatalf("check --json: %v: %s", err, r.stdout)
+		}
+		unreferenced = sum.Summary.UnreferencedPacks
 	}
 	if killed < 20 {
 		t.Fatalf("only %d of %d backups were killed mid-run", killed, kills)
