@@ -225,8 +225,10 @@ func (s *inoSource) process(buf []byte) error {
 		s.removeTree(r)
 		s.establish(r)
 	}
+	gapped := map[string]bool{}
 	for p := range s.vanished {
-		if r, ok := rootOf(p, s.roots); ok {
+		if r, ok := rootOf(p, s.roots); ok && !gapped[r] {
+			gapped[r] = true // one record per root and read, however many files
 			s.w.gap(r, "inotify lost track of a changed file (its name was gone before the change was read)")
 		}
 	}
