@@ -111,10 +111,13 @@ Examples:
 			}
 			ds := retention.Apply(items, p, time.Now())
 			var out []forgetJSON
-			removed, failed := 0, 0
+			forgotten, removed, failed := 0, 0, 0
 			lastGroup := "\x00"
 			for _, d := range ds {
 				fj := forgetJSON{ID: d.Item.ID, Time: d.Item.Time, Group: d.Item.Group, Keep: d.Keep, Reasons: d.Reasons}
+				if !d.Keep {
+					forgotten++
+				}
 				if !d.Keep && !dryRun {
 					if err := r.Backend().Remove(ctx, backend.Handle{Type: backend.Snapshot, Name: d.Item.ID}); err != nil && !errors.Is(err, backend.ErrNotFound) {
 						fmt.Fprintf(a.errOut, "error: remove snapshot %s: %v\n", d.Item.ID[:8], err)
@@ -146,7 +149,7 @@ Examples:
 					return err
 				}
 			} else if dryRun {
-				a.printf("dry run: %d of %d snapshots would be forgotten\n", len(ds)-len(kept(ds)), len(ds))
+				a.printf("dry run: %d of %d snapshots would be forgotten\n", forgotten, len(ds))
 			} else {
 				a.printf("forgot %d of %d snapshots (their data stays in the repository until a prune, not available yet, removes it)\n", removed, len(ds))
 			}
@@ -170,16 +173,6 @@ Examples:
 	f.StringVar(&tz, "tz", "", "time zone of calendar rules (default: local)")
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be forgotten and why each kept snapshot is kept")
 	return cmd
-}
-
-func kept(ds []retention.Decision) []retention.Decision {
-	var out []retention.Decision
-	for _, d := range ds {
-		if d.Keep {
-			out = append(out, d)
-		}
-	}
-	return out
 }
 
 // grouper returns the group key function for --group-by.

@@ -4,7 +4,6 @@
 package s3test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -13,10 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tidemark/tidemark/internal/testserver"
 )
 
 // installHint tells a developer how to get the server.
@@ -61,7 +62,7 @@ func Start(t testing.TB) Server {
 	// process can take it in between; try a few ports before giving up.
 	const attempts = 3
 	for i := 1; ; i++ {
-		addr := freeAddr(t)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testserver.FreePort(t)))
 		out, err := run(t, bin, addr, accessKey, secretKey, dir)
 		if err == nil {
 			return Server{Endpoint: addr, AccessKey: accessKey, SecretKey: secretKey, Dir: dir}
@@ -118,24 +119,12 @@ func isExecutable(p string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
-// freeAddr returns a local address with a port nobody listens on now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // run starts the server and waits until it accepts connections. On
 // success the server is stopped by t.Cleanup; on failure it is already
 // stopped and its output is returned.
 func run(t testing.TB, bin, addr, accessKey, secretKey, dir string) (string, error) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testserver.Output{}
 	cmd := exec.Command(bin,
 		"--access", accessKey,
 		"--secret", secretKey,
@@ -203,23 +192,4 @@ func randomHex(t testing.TB, n int) string {
 		t.Fatalf("random key: %v", err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer collects the server's output, written from its pipes'
-// goroutines and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

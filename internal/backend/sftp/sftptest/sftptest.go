@@ -6,7 +6,6 @@
 package sftptest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -15,9 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tidemark/tidemark/internal/testserver"
 )
 
 const sshdPath = "/usr/sbin/sshd"
@@ -88,9 +88,9 @@ func Start(t testing.TB) Server {
 	// A port picked by the kernel can be taken before sshd binds it; try
 	// a few.
 	var port int
-	var stderr *syncBuffer
+	var stderr *testserver.Output
 	for try := 0; ; try++ {
-		port = freePort(t)
+		port = testserver.FreePort(t)
 		var exited bool
 		stderr, exited = run(t, conf, port)
 		if !exited {
@@ -160,21 +160,11 @@ func writeConfig(t testing.TB, conf, hostKey, authorized string) {
 	}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("sftptest: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // run starts sshd and waits until it accepts connections. It reports
 // exited=true if sshd stopped before that.
-func run(t testing.TB, conf string, port int) (stderr *syncBuffer, exited bool) {
+func run(t testing.TB, conf string, port int) (stderr *testserver.Output, exited bool) {
 	t.Helper()
-	stderr = &syncBuffer{}
+	stderr = &testserver.Output{}
 	// -D stays in the foreground so the process can be killed; -e logs to
 	// stderr, shown when the server fails.
 	cmd := exec.Command(sshdPath, "-D", "-e", "-f", conf, "-p", strconv.Itoa(port))
@@ -217,23 +207,4 @@ func run(t testing.TB, conf string, port int) (stderr *syncBuffer, exited bool) 
 		}
 	})
 	return stderr, false
-}
-
-// syncBuffer is a bytes.Buffer safe for sshd's writer goroutine and the
-// test reading it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
