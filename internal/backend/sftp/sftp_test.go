@@ -100,14 +100,23 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-func TestLargeObject(t *testing.T) {
+// newRepoBackend starts an sshd and creates a repository on it, closed
+// when the test ends; dir is the repository's directory on the server.
+func newRepoBackend(t *testing.T) (b *Backend, dir string) {
+	t.Helper()
 	s := sftptest.Start(t)
-	ctx := context.Background()
-	b, err := Create(ctx, testConfig(t, s, filepath.Join(s.Dir, "repo")))
+	dir = filepath.Join(s.Dir, "repo")
+	b, err := Create(context.Background(), testConfig(t, s, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { b.Close() })
+	return b, dir
+}
+
+func TestLargeObject(t *testing.T) {
+	ctx := context.Background()
+	b, _ := newRepoBackend(t)
 	// Past several ioChunks, so chunking and concurrent packets are used.
 	data := make([]byte, 3*ioChunk+12345)
 	rand.Read(data)
@@ -312,13 +321,8 @@ Host *
 }
 
 func TestReconnect(t *testing.T) {
-	s := sftptest.Start(t)
 	ctx := context.Background()
-	b, err := Create(ctx, testConfig(t, s, filepath.Join(s.Dir, "repo")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, _ := newRepoBackend(t)
 	h := backend.Handle{Type: backend.Index, Name: "i1"}
 	if err := b.Save(ctx, h, []byte("one")); err != nil {
 		t.Fatal(err)
@@ -553,13 +557,8 @@ func closedPort(t *testing.T) int {
 // TestPublishWithoutHardlinks covers servers that lack hardlink@openssh.com
 // (and posix-rename): the check-then-rename fallback.
 func TestPublishWithoutHardlinks(t *testing.T) {
-	s := sftptest.Start(t)
 	ctx := context.Background()
-	b, err := Create(ctx, testConfig(t, s, filepath.Join(s.Dir, "repo")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, repo := newRepoBackend(t)
 	c, err := b.connect(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -577,7 +576,7 @@ func TestPublishWithoutHardlinks(t *testing.T) {
 			t.Fatalf("posix-rename %v: %q %v", posix, got, err)
 		}
 	}
-	ents, err := os.ReadDir(filepath.Join(s.Dir, "repo", "data", "ab"))
+	ents, err := os.ReadDir(filepath.Join(repo, "data", "ab"))
 	if err != nil || len(ents) != 2 {
 		t.Fatalf("shard holds %d entries (want the 2 objects, no temporary files): %v", len(ents), err)
 	}
