@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/backend"
+	"github.com/tidemark/tidemark/internal/prune"
+	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/retention"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
@@ -29,14 +31,15 @@ func (a *app) forgetCmd() *cobra.Command {
 		p                 retention.Policy
 		within, tiers, tz string
 		groupBy           string
-		dryRun            bool
+		dryRun, doPrune   bool
+		pf                pruneFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "forget",
 		Short: "Remove snapshots that a retention policy does not keep",
 		Long: `Remove the snapshot records a retention policy does not keep. Their data
-stays in the repository until a prune (not built yet) removes what no
-snapshot uses.
+stays in the repository until a prune removes what no snapshot uses
+(add --prune to do both).
 
 A snapshot is kept when any rule keeps it; rules apply within each group
 (--group-by, default host and paths). Calendar rules use the local time zone,
@@ -91,9 +94,16 @@ Examples:
 				return err
 			}
 			defer r.Close()
+			var popt prune.Options
+			if doPrune {
+				if popt, err = pf.options(); err != nil {
+					return err
+				}
+			}
+			var lock *repo.Lock
 			if !dryRun {
-				lock, err := r.Lock(ctx, true, "forget")
-				if err != nil {
+				// Forget only removes snapshot records: backups may go on.
+				if lock, err = r.LockMode(ctx, repo.LockPrune, "forget"); err != nil {
 					return err
 				}
 				defer lock.Unlock()
@@ -150,11 +160,16 @@ Examples:
 				}
 			} else if dryRun {
 				a.printf("dry run: %d of %d snapshots would be forgotten\n", forgotten, len(ds))
+			} else if !doPrune {
+				a.printf("forgot %d of %d snapshots (their data stays in the repository until `tidemark prune`)\n", removed, len(ds))
 			} else {
-				a.printf("forgot %d of %d snapshots (their data stays in the repository until a prune, not available yet, removes it)\n", removed, len(ds))
+				a.printf("forgot %d of %d snapshots\n", removed, len(ds))
 			}
 			if failed > 0 {
 				return fmt.Errorf("forget: %d snapshots could not be removed", failed)
+			}
+			if doPrune && !dryRun {
+				return a.prune(ctx, r, lock, popt)
 			}
 			return nil
 		}),
@@ -172,6 +187,8 @@ Examples:
 	f.StringVar(&groupBy, "group-by", "host,paths", "judge snapshots in groups of: host, paths, tags, any combination, or \"\" for one group")
 	f.StringVar(&tz, "tz", "", "time zone of calendar rules (default: local)")
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be forgotten and why each kept snapshot is kept")
+	f.BoolVar(&doPrune, "prune", false, "prune afterwards (see `tidemark prune`; its options apply)")
+	pf.register(cmd)
 	return cmd
 }
 

@@ -207,6 +207,11 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	}
 	sn.Summary.BytesAdded, sn.Summary.BytesAddedRaw = uint64(packed-packedBefore), uint64(plain-plainBefore)
 	sn.Summary.Duration = time.Since(start)
+	// A prune may delete unused data once this client's lock looks stale;
+	// a snapshot referencing such data must not be written.
+	if err := lock.Check(); err != nil {
+		return nil, fmt.Errorf("backup of %s: %w", strings.Join(roots, ", "), err)
+	}
 	if err := snapshot.Save(ctx, r, sn); err != nil {
 		return nil, err
 	}

@@ -168,3 +168,16 @@ func (x *Index) close() error {
 	x.base = nil
 	return err
 }
+
+// reset forgets every blob, table layer included.
+func (x *Index) reset() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	err := x.base.close()
+	x.base = nil
+	x.blobs = map[blob.ID]location{}
+	x.packs = nil
+	x.packNo = map[blob.ID]uint32{}
+	x.foreign = false
+	return err
+}

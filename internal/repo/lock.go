@@ -2,6 +2,8 @@ package repo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,13 +24,54 @@ const (
 	lockStale   = 30 * time.Minute
 )
 
+// LockMode says what a lock holder may do and whom it excludes.
+type LockMode int
+
+const (
+	// LockShared is for clients that only add objects or read (backup,
+	// restore, check): any number may run at once, and with a prune.
+	LockShared LockMode = iota
+	// LockPrune is for the one client that deletes data while backups go
+	// on (prune, forget): it excludes other prunes and exclusive holders,
+	// and relies on waiting for older shared holders instead of blocking
+	// new ones (see package prune).
+	LockPrune
+	// LockExclusive excludes everyone (repair).
+	LockExclusive
+)
+
 // LockInfo is the content of a lock file.
 type LockInfo struct {
 	Time      time.Time `json:"time"`
 	Exclusive bool      `json:"exclusive"`
+	Prune     bool      `json:"prune,omitempty"`
 	Host      string    `json:"host"`
 	PID       int       `json:"pid"`
 	Command   string    `json:"command,omitempty"`
+	// Holder stays the same when the lock is refreshed under a new name,
+	// so a prune can wait for the holders it saw to finish.
+	Holder string `json:"holder,omitempty"`
+}
+
+// conflicts reports whether a holder of l must keep mode m out.
+func (l LockInfo) conflicts(m LockMode) bool {
+	switch {
+	case m == LockExclusive || l.Exclusive:
+		return true
+	case m == LockPrune && l.Prune:
+		return true
+	}
+	return false
+}
+
+func (l LockInfo) kind() string {
+	switch {
+	case l.Exclusive:
+		return "an exclusive"
+	case l.Prune:
+		return "a prune"
+	}
+	return "a shared"
 }
 
 // Stale reports whether the lock's holder is gone: its lock was not
@@ -54,13 +97,32 @@ type Lock struct {
 	name   string
 	cancel context.CancelFunc
 	done   chan struct{}
+	// written is when the lock file was last written successfully.
+	written time.Time
 }
 
 // Lock takes a shared or exclusive lock. Backups take shared locks (they
 // only add objects); operations that delete take exclusive ones.
 func (r *Repository) Lock(ctx context.Context, exclusive bool, command string) (*Lock, error) {
+	mode := LockShared
+	if exclusive {
+		mode = LockExclusive
+	}
+	return r.LockMode(ctx, mode, command)
+}
+
+// LockMode takes a lock of the given mode. Once it is held, the index is
+// checked against the repository: if a prune removed index files since
+// this handle read them, the index is read again, so nothing the prune is
+// about to delete is used for deduplication.
+func (r *Repository) LockMode(ctx context.Context, mode LockMode, command string) (*Lock, error) {
 	host, _ := os.Hostname()
-	info := LockInfo{Time: time.Now().UTC(), Exclusive: exclusive, Host: host, PID: os.Getpid(), Command: command}
+	var hid [12]byte
+	if _, err := rand.Read(hid[:]); err != nil {
+		return nil, err
+	}
+	info := LockInfo{Time: time.Now().UTC(), Exclusive: mode == LockExclusive, Prune: mode == LockPrune,
+		Host: host, PID: os.Getpid(), Command: command, Holder: hex.EncodeToString(hid[:])}
 	name, err := r.writeLock(ctx, info)
 	if err != nil {
 		return nil, err
@@ -77,20 +139,40 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool, command string) (
 		if n == name || l.Stale(now) {
 			continue
 		}
-		if exclusive || l.Exclusive {
+		if l.conflicts(mode) {
 			_ = r.raw.Remove(ctx, backend.Handle{Type: backend.Lock, Name: name})
-			kind := "a shared"
-			if l.Exclusive {
-				kind = "an exclusive"
-			}
 			return nil, fmt.Errorf("%w: %s lock is held by %s (pid %d on %s) since %s; if that process is gone, run `tidemark unlock`",
-				ErrLocked, kind, l.Command, l.PID, l.Host, l.Time.Local().Format(time.RFC3339))
+				ErrLocked, l.kind(), l.Command, l.PID, l.Host, l.Time.Local().Format(time.RFC3339))
 		}
 	}
+	if err := r.revalidateIndex(ctx); err != nil {
+		_ = r.raw.Remove(ctx, backend.Handle{Type: backend.Lock, Name: name})
+		return nil, err
+	}
 	lctx, cancel := context.WithCancel(context.Background())
-	lk := &Lock{r: r, info: info, name: name, cancel: cancel, done: make(chan struct{})}
+	lk := &Lock{r: r, info: info, name: name, cancel: cancel, done: make(chan struct{}), written: info.Time}
 	go lk.refresh(lctx)
 	return lk, nil
+}
+
+// Holder returns the lock's holder ID (see LockInfo.Holder).
+func (lk *Lock) Holder() string { return lk.info.Holder }
+
+// lockMargin is how long before a lock would count as stale its holder
+// stops trusting it: time for the last write to land.
+const lockMargin = 5 * time.Minute
+
+// Check returns an error if the lock may have counted as stale to other
+// clients: it was not refreshed in time (the process was suspended, or the
+// repository was unreachable). A prune may then have deleted data this
+// process relies on, so it must not commit anything that references it.
+func (lk *Lock) Check() error {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	if age := time.Since(lk.written); age > lockStale-lockMargin {
+		return fmt.Errorf("lock %s was last refreshed %s ago; other clients may consider it stale, so nothing is committed", lk.name, age.Round(time.Second))
+	}
+	return nil
 }
 
 func (r *Repository) writeLock(ctx context.Context, info LockInfo) (string, error) {
@@ -120,6 +202,7 @@ func (lk *Lock) refresh(ctx context.Context) {
 			if name, err := lk.r.writeLock(ctx, info); err == nil {
 				_ = lk.r.raw.Remove(ctx, backend.Handle{Type: backend.Lock, Name: lk.name})
 				lk.name = name
+				lk.written = info.Time
 			}
 			lk.mu.Unlock()
 		}

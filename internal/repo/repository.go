@@ -88,7 +88,10 @@ type Repository struct {
 	pending  map[blob.ID]struct{}
 	packers  map[blob.Type]*packer
 	newPacks []IndexPack
-	err      error
+	// written names the index files this handle wrote.
+	written []string
+	noMerge bool
+	err     error
 
 	uploads     sync.WaitGroup
 	uploadSlots chan struct{}
@@ -98,6 +101,11 @@ type Repository struct {
 
 	packBytes atomic.Int64
 	blobBytes atomic.Int64
+
+	// keyDesc names keyID's entry in the kernel key cache (see ChangePassword).
+	keyDesc string
+	// kdf overrides the argon2 parameters of keys added later (tests only).
+	kdf kdfParamsFunc
 }
 
 func levelOf(name string) (zstd.EncoderLevel, bool, error) {
@@ -199,6 +207,7 @@ func Open(ctx context.Context, be backend.Backend, password []byte, opt Options)
 	if err != nil {
 		return nil, err
 	}
+	r.keyDesc = desc
 	if err := r.loadIndex(ctx); err != nil {
 		return nil, err
 	}
@@ -224,6 +233,7 @@ func newRepository(be backend.Backend, key *crypto.Key, keyID string, cfg Config
 	if opt.mergeFiles > 0 {
 		r.mergeFiles, r.mergeBlobs = opt.mergeFiles, opt.mergeBlobs
 	}
+	r.kdf = opt.KDF
 	r.bufs.New = func() any { b := make([]byte, 0, 1<<20); return &b }
 	if opt.CacheDir != nil {
 		dir, err := opt.CacheDir(cfg.ID)
@@ -278,12 +288,9 @@ const (
 // index table where it has them, reading only the index files added since
 // it was written.
 func (r *Repository) loadIndex(ctx context.Context) error {
-	var names []string
-	if err := r.be.List(ctx, backend.Index, func(n string, _ int64) error {
-		names = append(names, n)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("list index: %w", err)
+	names, err := r.IndexFiles(ctx)
+	if err != nil {
+		return err
 	}
 	merged := map[string]bool{}
 	if r.cacheDir != "" {
@@ -341,6 +348,12 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 // must never claim a blob whose pack no index names, or a later backup
 // would reference data that prune may delete.
 func (r *Repository) maybeMergeTable() {
+	r.mu.Lock()
+	noMerge := r.noMerge
+	r.mu.Unlock()
+	if noMerge {
+		return
+	}
 	n, mergeable := r.idx.overlayLen()
 	if r.cacheDir == "" || !mergeable || (len(r.unmerged) <= r.mergeFiles && n <= r.mergeBlobs) {
 		return
@@ -361,6 +374,54 @@ func (r *Repository) maybeMergeTable() {
 		}
 		r.unmerged = nil
 	}
+}
+
+// revalidateIndex reads the index again if an index file this handle
+// read is gone: a prune replaced it, and the packs it named may be about
+// to be deleted.
+func (r *Repository) revalidateIndex(ctx context.Context) error {
+	names, err := r.IndexFiles(ctx)
+	if err != nil {
+		return err
+	}
+	listed := make(map[string]bool, len(names))
+	for _, n := range names {
+		listed[n] = true
+	}
+	r.mu.Lock()
+	stale := false
+	for n := range r.merged {
+		stale = stale || !listed[n]
+	}
+	for _, n := range r.unmerged {
+		stale = stale || !listed[n]
+	}
+	r.mu.Unlock()
+	if !stale {
+		return nil
+	}
+	if err := r.idx.reset(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.merged, r.unmerged, r.indexErrs = map[string]bool{}, nil, nil
+	r.mu.Unlock()
+	if err := r.loadIndex(ctx); err != nil {
+		return fmt.Errorf("read index again after a prune: %w", err)
+	}
+	return nil
+}
+
+// IndexFiles lists the names of all index files.
+func (r *Repository) IndexFiles(ctx context.Context) ([]string, error) {
+	var names []string
+	if err := r.be.List(ctx, backend.Index, func(n string, _ int64) error {
+		names = append(names, n)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list index: %w", err)
+	}
+	return names, nil
 }
 
 // IndexErrors returns the damaged index files skipped when opening.
@@ -608,8 +669,16 @@ func (r *Repository) writeIndex(ctx context.Context, packs []IndexPack) error {
 	}
 	r.mu.Lock()
 	r.unmerged = append(r.unmerged, id.String())
+	r.written = append(r.written, id.String())
 	r.mu.Unlock()
 	return nil
+}
+
+// WrittenIndexFiles names the index files this handle wrote for its packs.
+func (r *Repository) WrittenIndexFiles() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.written...)
 }
 
 // Flush stores all pending blobs and writes an index for them. After Flush
@@ -648,7 +717,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 func (r *Repository) Close() error {
 	r.uploads.Wait()
 	r.mu.Lock()
-	flushed := r.err == nil && len(r.newPacks) == 0 && len(r.packers) == 0
+	flushed := r.err == nil && len(r.newPacks) == 0 && len(r.packers) == 0 && !r.noMerge
 	r.mu.Unlock()
 	if flushed {
 		r.maybeMergeTable()

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+	"github.com/tidemark/tidemark/internal/prune"
+	"github.com/tidemark/tidemark/internal/repo"
+)
+
+// pruneFlags are the options shared by prune and forget --prune.
+type pruneFlags struct {
+	maxUnused     string
+	maxRepackSize string
+	repackSmall   bool
+	maxWait       time.Duration
+	poll          time.Duration
+}
+
+func (pf *pruneFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&pf.maxUnused, "max-unused", "5%", "repack packs whose unused share exceeds this (e.g. 5%, 0%, 100% to never repack for space)")
+	f.StringVar(&pf.maxRepackSize, "max-repack-size", "", "read at most this much packed data for repacking per run (e.g. 2GiB; default no limit)")
+	f.BoolVar(&pf.repackSmall, "repack-small", true, "combine packs under a quarter of the target pack size")
+	f.DurationVar(&pf.maxWait, "max-wait", time.Hour, "how long to wait for backups that started before the index was replaced; deletion is left to the next prune after that")
+	f.DurationVar(&pf.poll, "poll", 2*time.Second, "how often to look at the locks while waiting")
+	_ = f.MarkHidden("poll")
+}
+
+func (pf *pruneFlags) options() (prune.Options, error) {
+	var opt prune.Options
+	s := strings.TrimSpace(pf.maxUnused)
+	pct := strings.HasSuffix(s, "%")
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	if err != nil || v < 0 || !pct {
+		return opt, fmt.Errorf("--max-unused %q: want a percentage such as 5%%", pf.maxUnused)
+	}
+	opt.MaxUnused = v / 100
+	if pf.maxRepackSize != "" {
+		n, err := humanize.ParseBytes(pf.maxRepackSize)
+		if err != nil || n == 0 {
+			return opt, fmt.Errorf("--max-repack-size %q: want a size such as 500MiB or 2GiB", pf.maxRepackSize)
+		}
+		opt.MaxRepackBytes = int64(n)
+	}
+	if pf.maxWait < 0 {
+		return opt, fmt.Errorf("--max-wait %s: must not be negative", pf.maxWait)
+	}
+	opt.RepackSmall, opt.MaxWait, opt.Poll = pf.repackSmall, pf.maxWait, pf.poll
+	return opt, nil
+}
+
+func (a *app) pruneCmd() *cobra.Command {
+	var pf pruneFlags
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove data no snapshot uses, repack wasteful packs and consolidate the index",
+		Long: `Prune deletes packs whose blobs no snapshot uses, repacks packs with more
+unused space than --max-unused, combines small packs, consolidates the index and
+removes packs left by killed backups.
+
+Backups of other clients may run meanwhile: prune never blocks them. Before
+deleting, it waits (up to --max-wait) for the clients that started before it
+replaced the index; what it cannot delete in time, the next prune deletes.
+Killed at any point, prune leaves a consistent repository.`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(ctx context.Context, _ []string) error {
+			opt, err := pf.options()
+			if err != nil {
+				return err
+			}
+			opt.DryRun = dryRun
+			r, err := a.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			lock, err := r.LockMode(ctx, repo.LockPrune, "prune")
+			if err != nil {
+				return err
+			}
+			defer lock.Unlock()
+			return a.prune(ctx, r, lock, opt)
+		}),
+	}
+	pf.register(cmd)
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be deleted and repacked")
+	return cmd
+}
+
+// prune runs a prune under lock and prints its result.
+func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, opt prune.Options) error {
+	opt.Holder = lock.Holder()
+	if !a.quiet && !a.jsonOut {
+		opt.Log = func(format string, args ...any) { fmt.Fprintf(a.errOut, format+"\n", args...) }
+	}
+	res, err := prune.Run(ctx, r, opt)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	if err := lock.Check(); err != nil {
+		// Deleting is over; say so, since others may have seen the lock
+		// as stale and started a prune of their own.
+		fmt.Fprintf(a.errOut, "warning: %v\n", err)
+	}
+	if a.jsonOut {
+		return a.printJSON(res)
+	}
+	b := func(n int64) string { return humanize.IBytes(uint64(n)) }
+	a.printf("%d snapshots, %d packs, %s stored, %s of it unused\n", res.Snapshots, res.Packs, b(res.Bytes), b(res.UnusedBytes))
+	if res.Unindexed > 0 {
+		a.printf("%d packs were in no index (left by interrupted runs); %d of them held needed data and were indexed again\n", res.Unindexed, res.Reindexed)
+	}
+	if res.MissingPacks > 0 || res.DamagedIndexFiles > 0 {
+		a.printf("dropped %d missing packs and %d damaged index files from the index (no snapshot needed them)\n", res.MissingPacks, res.DamagedIndexFiles)
+	}
+	verb := map[bool]string{true: "would ", false: ""}[res.DryRun]
+	a.printf("%sdelete %d packs (%s), %srepack %d packs (%s read, %s of used blobs copied)\n",
+		verb, res.DeletePacks, b(res.DeleteBytes), verb, res.RepackPacks, b(res.RepackBytes), b(res.CopiedBytes))
+	if res.DryRun {
+		a.printf("dry run: nothing changed; %s unused would remain\n", b(res.RemainingUnused))
+		return nil
+	}
+	if res.IndexFilesWritten > 0 || res.IndexFilesRemoved > 0 {
+		a.printf("index: %d files replaced by %d\n", res.IndexFilesRemoved, res.IndexFilesWritten)
+	}
+	if res.Resurrected > 0 {
+		a.printf("kept %d packs that backups written meanwhile use\n", res.Resurrected)
+	}
+	if len(res.Deferred) > 0 {
+		a.printf("%d packs are left for the next prune: clients that started earlier were still running after %s\n", len(res.Deferred), opt.MaxWait)
+	}
+	a.printf("deleted %d packs, freed %s; %s unused remains\n", res.Deleted, b(res.FreedBytes), b(res.RemainingUnused))
+	return nil
+}

@@ -1,0 +1,35 @@
+// Package prune removes data that no snapshot references: it deletes
+// packs whose blobs are all unused, repacks packs with too much unused
+// space, consolidates the index, and deletes packs that no index names
+// (left by killed backups).
+//
+// Prune runs alongside backups of other clients without blocking them.
+// It holds a prune lock (one prune at a time) and follows one rule before
+// deleting anything: every client that might have read the old index has
+// finished. In order:
+//
+//  1. Read every snapshot and mark the blobs their trees reach.
+//  2. Read every index file and list every pack; read the headers of packs
+//     that no index names. Those holding a used blob that is otherwise
+//     lost are indexed again (a prune or backup killed at the wrong time);
+//     the others are candidates for deletion.
+//  3. Give every used blob one home pack. Packs homing nothing are
+//     deleted; packs with too much unused space are repacked: their used
+//     blobs are copied into new packs, which are indexed.
+//  4. Write new index files for everything that stays, then remove the old
+//     ones. From here on a client that takes a lock reads the new index
+//     (repo.LockMode reads the index again when files it knew are gone),
+//     so it cannot deduplicate against the blobs about to go.
+//  5. List the locks and wait until every client holding one then has
+//     released it. Only they can have read the old index, or be about to
+//     index a pack that step 2 saw unindexed.
+//  6. Read the index files and snapshots that appeared meanwhile. A pack
+//     that a new index file names is kept; a pack holding a blob that a new
+//     snapshot uses and nothing else holds is indexed again and kept.
+//  7. Delete the remaining candidates.
+//
+// Killed at any point, the repository stays consistent: new objects are
+// written before old ones are removed, and a pack is only deleted once no
+// index file names it. What a killed prune leaves (unindexed packs,
+// duplicate index entries) the next one cleans up.
+package prune
