@@ -69,7 +69,7 @@ func (a *app) root() *cobra.Command {
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return a.startProfile() }
 	root.PersistentPostRun = func(*cobra.Command, []string) { a.stopProfile() }
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.diffCmd(), a.statsCmd(),
-		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.forgetCmd(), a.historyCmd(), a.demoCmd(), a.watchCmd(), a.journalCmd())
+		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.forgetCmd(), a.pruneCmd(), a.historyCmd(), a.demoCmd(), a.watchCmd(), a.journalCmd(), a.keyCmd())
 	return root
 }
 
@@ -114,15 +114,7 @@ func (a *app) printf(format string, args ...any) {
 // a prompt on the terminal (twice when confirm is set).
 func (a *app) password(confirm bool) ([]byte, error) {
 	if a.passwordFile != "" {
-		b, err := os.ReadFile(a.passwordFile)
-		if err != nil {
-			return nil, fmt.Errorf("read password file: %w", err)
-		}
-		pw := strings.TrimRight(string(b), "\r\n")
-		if pw == "" {
-			return nil, fmt.Errorf("password file %s is empty", a.passwordFile)
-		}
-		return []byte(pw), nil
+		return readPasswordFile(a.passwordFile, "password file")
 	}
 	if pw, ok := os.LookupEnv("TIDEMARK_PASSWORD"); ok {
 		if pw == "" {
@@ -130,29 +122,54 @@ func (a *app) password(confirm bool) ([]byte, error) {
 		}
 		return []byte(pw), nil
 	}
+	return promptPassword("Repository password: ", confirm,
+		"no password given: use --password-file, TIDEMARK_PASSWORD_FILE or TIDEMARK_PASSWORD, or run on a terminal")
+}
+
+// readPasswordFile reads a password from the first line of a file.
+func readPasswordFile(path, what string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return nil, fmt.Errorf("%s %s is empty", what, path)
+	}
+	return []byte(pw), nil
+}
+
+// promptPassword asks on the terminal (twice when confirm is set); without
+// a terminal it fails with noTTY.
+func promptPassword(prompt string, confirm bool, noTTY string) ([]byte, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil || !term.IsTerminal(int(tty.Fd())) {
 		if tty != nil {
 			tty.Close()
 		}
-		return nil, errors.New("no password given: use --password-file, TIDEMARK_PASSWORD_FILE or TIDEMARK_PASSWORD, or run on a terminal")
+		return nil, errors.New(noTTY)
 	}
 	defer tty.Close()
-	fmt.Fprint(tty, "Repository password: ")
-	pw, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
+	read := func(prompt string) ([]byte, error) {
+		fmt.Fprint(tty, prompt)
+		pw, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		if err != nil {
+			return nil, fmt.Errorf("read password: %w", err)
+		}
+		return pw, nil
+	}
+	pw, err := read(prompt)
 	if err != nil {
-		return nil, fmt.Errorf("read password: %w", err)
+		return nil, err
 	}
 	if len(pw) == 0 {
 		return nil, errors.New("empty password")
 	}
 	if confirm {
-		fmt.Fprint(tty, "Repeat password: ")
-		again, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(tty)
+		again, err := read("Repeat password: ")
 		if err != nil {
-			return nil, fmt.Errorf("read password: %w", err)
+			return nil, err
 		}
 		if string(again) != string(pw) {
 			return nil, errors.New("passwords do not match")
