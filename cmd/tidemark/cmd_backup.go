@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/tidemark/tidemark/internal/backup"
 	"github.com/tidemark/tidemark/internal/changes"
 	"github.com/tidemark/tidemark/internal/scan"
+	"github.com/tidemark/tidemark/internal/verify"
 	"golang.org/x/term"
 )
 
@@ -18,11 +20,21 @@ func (a *app) backupCmd() *cobra.Command {
 	var opt backup.Options
 	var excludeFiles []string
 	var changedFrom, stateDir string
+	var verifyAfter bool
+	var vf verifyFlags
 	cmd := &cobra.Command{
 		Use:   "backup PATH...",
 		Short: "Back up files and directories into a new snapshot",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: runE(func(ctx context.Context, args []string) error {
+			var vopt *verify.Options
+			if verifyAfter {
+				o, err := vf.options()
+				if err != nil {
+					return err
+				}
+				vopt = &o
+			}
 			for _, f := range excludeFiles {
 				pats, err := scan.ReadPatternFile(f)
 				if err != nil {
@@ -47,7 +59,7 @@ func (a *app) backupCmd() *cobra.Command {
 					opt.Journal = backup.ChangeJournal(j)
 				}
 			}
-			return a.runBackup(ctx, opt)
+			return a.runBackup(ctx, opt, vopt)
 		}),
 	}
 	f := cmd.Flags()
@@ -62,11 +74,15 @@ func (a *app) backupCmd() *cobra.Command {
 	f.DurationVar(&opt.Policy.MaxAge, "full-scan-max-age", 0, "force a full scan when the last one is older than this, e.g. 168h (0: never)")
 	f.StringVar(&opt.Policy.Window, "full-scan-window", "", "daily window HH:MM-HH:MM (local time) in which backups scan fully")
 	f.StringVar(&stateDir, "state", "", "the change journal's state directory, shared with `tidemark watch` (default $XDG_STATE_HOME/tidemark)")
+	f.BoolVar(&verifyAfter, "verify", false, "after the backup, download and check a few packs within --verify-budget and --verify-requests (see tidemark verify --help)")
+	vf.register(f)
 	f.StringVar(&changedFrom, "changed-from", "", "file listing changed paths (one absolute path per line, e.g. from watchman): merge them into the parent snapshot instead of scanning")
 	return cmd
 }
 
-func (a *app) runBackup(ctx context.Context, opt backup.Options) error {
+// runBackup makes a snapshot, then, with vopt, runs verify: a verify
+// failure makes the command fail, but the snapshot stays.
+func (a *app) runBackup(ctx context.Context, opt backup.Options, vopt *verify.Options) error {
 	r, err := a.openRepo(ctx)
 	if err != nil {
 		return err
@@ -108,11 +124,32 @@ func (a *app) runBackup(ctx context.Context, opt backup.Options) error {
 	}
 	sn := res.Snapshot
 	failed := sn.Summary.Errors
+	var vres verify.Result
+	var verr error
+	verified := false // verify ran, whatever it found
+	runVerify := func() {
+		if vopt == nil {
+			return
+		}
+		vres, verr = a.runVerify(ctx, r, st, *vopt)
+		switch {
+		case verr == nil:
+			verified = true
+			verr = verifyFailure(vres)
+		case !errors.Is(verr, verify.ErrNoLedger):
+			verr = fmt.Errorf("verify: %w", verr)
+		}
+	}
 	if a.jsonOut {
-		if err := a.printJSON(map[string]any{
+		runVerify()
+		out := map[string]any{
 			"snapshot": sn.ID, "parent": sn.Parent, "tree": sn.Tree, "roots": sn.Roots, "scan": sn.Scan,
 			"totals": sn.Totals, "summary": sn.Summary, "errors": res.Errors,
-		}); err != nil {
+		}
+		if verified {
+			out["verify"] = newVerifyJSON(vres, *vopt)
+		}
+		if err := a.printJSON(out); err != nil {
 			return err
 		}
 	} else {
@@ -129,11 +166,20 @@ func (a *app) runBackup(ctx context.Context, opt backup.Options) error {
 		a.printf("read %s, added %s to the repository (%s before compression), in %s\n",
 			humanBytes(s.BytesRead), humanBytes(s.BytesAdded), humanBytes(s.BytesAddedRaw), s.Duration.Round(time.Millisecond))
 		a.printf("snapshot %s: %s in %d files, %d dirs, %d other\n", sn.ID.Short(), humanBytes(sn.Totals.Bytes), sn.Totals.Files, sn.Totals.Dirs, sn.Totals.Other)
+		runVerify() // after the backup's summary, so that its problems follow it
+		if verified {
+			a.printf("%s\n", verifyLine(vres, *vopt))
+			a.printWarnings(vres)
+		}
+	}
+	if failed > 0 && !a.jsonOut {
+		fmt.Fprintf(a.errOut, "tidemark: snapshot %s saved, but %d entries could not be read (listed above)\n", sn.ID.Short(), failed)
+	}
+	if verr != nil {
+		// Damage in the repository outweighs files that could not be read.
+		return fmt.Errorf("snapshot %s saved, but %w", sn.ID.Short(), verr)
 	}
 	if failed > 0 {
-		if !a.jsonOut {
-			fmt.Fprintf(a.errOut, "tidemark: snapshot %s saved, but %d entries could not be read (listed above)\n", sn.ID.Short(), failed)
-		}
 		return errPartial
 	}
 	return nil

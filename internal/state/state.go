@@ -1,7 +1,9 @@
-// Package state is Tidemark's local SQLite database: backup history and
-// the per-directory stat cache that lets a backup skip reading unchanged
-// files. Everything in it can be discarded; the repository is the truth,
-// and a missing stat cache only means files are read again.
+// Package state is Tidemark's local SQLite database: backup history, the
+// per-directory stat cache that lets a backup skip reading unchanged
+// files, and the ledger of packs downloaded by verify. Everything in it can
+// be discarded; the repository is the truth, a missing stat cache only
+// means files are read again, and a missing ledger only means verify
+// starts its rotation afresh with a full budget.
 package state
 
 import (
@@ -59,6 +61,23 @@ CREATE TABLE IF NOT EXISTS dirstats (
 	tree BLOB NOT NULL,
 	entries BLOB NOT NULL,
 	PRIMARY KEY (backup_set, path)
+) WITHOUT ROWID;
+-- The verify ledger. Times are Unix nanoseconds, not text like the
+-- history's, because the budget sums downloads over time ranges.
+-- verify_downloads has one row per pack download (one request).
+CREATE TABLE IF NOT EXISTS verify_downloads (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	time INTEGER NOT NULL,
+	pack TEXT NOT NULL,
+	bytes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verify_downloads_time ON verify_downloads (time);
+-- verified_packs holds each pack's last verification and the damage it
+-- found ('' when none).
+CREATE TABLE IF NOT EXISTS verified_packs (
+	pack TEXT PRIMARY KEY,
+	verified_at INTEGER NOT NULL,
+	problem TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 `
 
@@ -288,4 +307,140 @@ func (d *DB) HasLink(ctx context.Context, set []byte, in DevIno) (bool, error) {
 		return false, fmt.Errorf("read hard-link records: %w", err)
 	}
 	return n > 0, nil
+}
+
+// VerifyLimits bounds the downloads of verify over rolling windows: at
+// most MaxBytes downloaded after BytesSince, and at most MaxRequests
+// downloads after RequestsSince.
+type VerifyLimits struct {
+	BytesSince    time.Time
+	MaxBytes      int64
+	RequestsSince time.Time
+	MaxRequests   int64
+}
+
+// ReserveVerifyDownload records a download of bytes from pack at time at,
+// but only if the downloads recorded so far leave room for it within lim;
+// ok reports whether it did. The check and the insert are one statement,
+// which SQLite runs under its write lock, so verify runs of several
+// processes sharing the database cannot together overspend. id names the
+// row for SettleVerifyDownload.
+func (d *DB) ReserveVerifyDownload(ctx context.Context, pack string, bytes int64, at time.Time, lim VerifyLimits) (id int64, ok bool, err error) {
+	res, err := d.db.ExecContext(ctx, `INSERT INTO verify_downloads (time, pack, bytes)
+		SELECT ?1, ?2, ?3
+		WHERE (SELECT COALESCE(SUM(bytes), 0) FROM verify_downloads WHERE time > ?4) + ?3 <= ?5
+		AND (SELECT COUNT(*) FROM verify_downloads WHERE time > ?6) + 1 <= ?7`,
+		at.UnixNano(), pack, bytes, lim.BytesSince.UnixNano(), lim.MaxBytes, lim.RequestsSince.UnixNano(), lim.MaxRequests)
+	if err != nil {
+		return 0, false, fmt.Errorf("record verify download: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, false, fmt.Errorf("record verify download: %w", err)
+	}
+	if n == 0 {
+		return 0, false, nil
+	}
+	id, err = res.LastInsertId()
+	if err != nil {
+		return 0, false, fmt.Errorf("record verify download: %w", err)
+	}
+	return id, true, nil
+}
+
+// SettleVerifyDownload corrects the size of a reserved download to what
+// was actually transferred.
+func (d *DB) SettleVerifyDownload(ctx context.Context, id, bytes int64) error {
+	if _, err := d.db.ExecContext(ctx, `UPDATE verify_downloads SET bytes = ? WHERE id = ?`, bytes, id); err != nil {
+		return fmt.Errorf("record verify download: %w", err)
+	}
+	return nil
+}
+
+// VerifySpent returns the bytes and the number of downloads (requests)
+// verify recorded after since.
+func (d *DB) VerifySpent(ctx context.Context, since time.Time) (bytes, requests int64, err error) {
+	err = d.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0), COUNT(*) FROM verify_downloads WHERE time > ?`,
+		since.UnixNano()).Scan(&bytes, &requests)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read verify ledger: %w", err)
+	}
+	return bytes, requests, nil
+}
+
+// PruneVerifyDownloads drops the download records made at or before
+// before: they no longer count against any budget.
+func (d *DB) PruneVerifyDownloads(ctx context.Context, before time.Time) error {
+	if _, err := d.db.ExecContext(ctx, `DELETE FROM verify_downloads WHERE time <= ?`, before.UnixNano()); err != nil {
+		return fmt.Errorf("prune verify ledger: %w", err)
+	}
+	return nil
+}
+
+// VerifiedPack is the outcome of a pack's last verification.
+type VerifiedPack struct {
+	At time.Time
+	// Problem describes the damage found, "" if the pack was intact.
+	Problem string
+}
+
+// MarkVerified records that pack was downloaded and checked at time at,
+// with the damage found ("" for none), replacing its earlier record.
+func (d *DB) MarkVerified(ctx context.Context, pack string, at time.Time, problem string) error {
+	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO verified_packs (pack, verified_at, problem) VALUES (?,?,?)`,
+		pack, at.UnixNano(), problem)
+	if err != nil {
+		return fmt.Errorf("record verified pack %s: %w", pack, err)
+	}
+	return nil
+}
+
+// VerifiedPacks returns the last verification of every pack verify has
+// checked, by pack ID.
+func (d *DB) VerifiedPacks(ctx context.Context) (map[string]VerifiedPack, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT pack, verified_at, problem FROM verified_packs`)
+	if err != nil {
+		return nil, fmt.Errorf("read verify ledger: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]VerifiedPack{}
+	for rows.Next() {
+		var pack, problem string
+		var at int64
+		if err := rows.Scan(&pack, &at, &problem); err != nil {
+			return nil, fmt.Errorf("read verify ledger: %w", err)
+		}
+		out[pack] = VerifiedPack{At: time.Unix(0, at), Problem: problem}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read verify ledger: %w", err)
+	}
+	return out, nil
+}
+
+// ForgetVerified drops the records of packs, e.g. packs no longer in the
+// repository.
+func (d *DB) ForgetVerified(ctx context.Context, packs []string) error {
+	if len(packs) == 0 {
+		return nil
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("prune verify ledger: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `DELETE FROM verified_packs WHERE pack = ?`)
+	if err != nil {
+		return fmt.Errorf("prune verify ledger: %w", err)
+	}
+	defer st.Close()
+	for _, p := range packs {
+		if _, err := st.ExecContext(ctx, p); err != nil {
+			return fmt.Errorf("prune verify ledger: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("prune verify ledger: %w", err)
+	}
+	return nil
 }
