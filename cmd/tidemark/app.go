@@ -70,6 +70,7 @@ func (a *app) root() *cobra.Command {
 	root.PersistentPostRun = func(*cobra.Command, []string) { a.stopProfile() }
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.diffCmd(), a.statsCmd(),
 		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.forgetCmd(), a.pruneCmd(), a.historyCmd(), a.demoCmd(), a.watchCmd(), a.journalCmd(), a.keyCmd())
+	root.AddCommand(a.verifyCmd(), a.repairCmd(), a.cacheCmd())
 	return root
 }
 

@@ -307,10 +307,21 @@ func decide(ctx context.Context, st *state.DB, set []byte, settings string, root
 		return d, err
 	}
 	hasStats := false
+	noStats := "the local stat cache has no records for these paths (new machine or deleted cache): every file is read"
 	if st != nil && parent != nil {
 		var err error
 		if hasStats, err = st.HasDirStats(set); err != nil {
 			return d, err
+		}
+		if !hasStats {
+			rebuilt, err := st.Rebuilt(ctx)
+			if err != nil {
+				return d, err
+			}
+			if !rebuilt.IsZero() {
+				noStats = fmt.Sprintf("the local cache was rebuilt from the repository (tidemark cache rebuild, %s) and has no stat records for these paths: every file is read",
+					rebuilt.Local().Format("2006-01-02 15:04"))
+			}
 		}
 	}
 	// The full-scan fallbacks: read everything, or walk everything and
@@ -324,7 +335,7 @@ func decide(ctx context.Context, st *state.DB, set []byte, settings string, root
 		case st == nil:
 			d.Mode, reason = snapshot.ModeFull, "no local state database: every file is read"
 		case !hasStats:
-			d.Mode, reason = snapshot.ModeFull, "the local stat cache has no records for these paths (new machine or deleted cache): every file is read"
+			d.Mode, reason = snapshot.ModeFull, noStats
 		default:
 			d.Mode = snapshot.ModeParentAssisted
 			reason += fmt.Sprintf("; files whose size, mtime, ctime, inode and device match parent snapshot %s are not read", parent.ID.Short())

@@ -60,12 +60,14 @@ type Summary struct {
 
 // Snapshot is the record of one backup.
 type Snapshot struct {
-	Time     time.Time  `json:"time"`
-	Host     string     `json:"host"`
-	Username string     `json:"username,omitempty"`
-	Roots    []string   `json:"roots"`
-	Tree     blob.ID    `json:"tree"`
-	Parent   *blob.ID   `json:"parent,omitempty"`
+	Time     time.Time `json:"time"`
+	Host     string    `json:"host"`
+	Username string    `json:"username,omitempty"`
+	Roots    []string  `json:"roots"`
+	Tree     blob.ID   `json:"tree"`
+	Parent   *blob.ID  `json:"parent,omitempty"`
+	// Original names the snapshot this one is a repaired copy of.
+	Original *blob.ID   `json:"original,omitempty"`
 	Tags     []string   `json:"tags,omitempty"`
 	Excludes []string   `json:"excludes,omitempty"`
 	Settings string     `json:"settings_hash"`

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS links (
 );
 CREATE INDEX IF NOT EXISTS links_inode ON links (backup_set, dev, ino);
 CREATE INDEX IF NOT EXISTS links_dir ON links (backup_set, dir);
+CREATE TABLE IF NOT EXISTS meta (
+	key TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dirstats (
 	backup_set BLOB NOT NULL,
 	path BLOB NOT NULL,
@@ -183,6 +187,33 @@ func (d *DB) DirStats(set []byte, path string) (blob.ID, []byte, bool, error) {
 	}
 	copy(id[:], tree)
 	return id, entries, true, nil
+}
+
+// MarkRebuilt records that the database was recreated from the repository
+// (tidemark cache rebuild), so backups can say why they scan fully.
+func (d *DB) MarkRebuilt(ctx context.Context, at time.Time) error {
+	if _, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('rebuilt', ?)`, at.UTC().Format(time.RFC3339)); err != nil {
+		return fmt.Errorf("record cache rebuild: %w", err)
+	}
+	return nil
+}
+
+// Rebuilt returns when the database was recreated from the repository, or
+// the zero time.
+func (d *DB) Rebuilt(ctx context.Context) (time.Time, error) {
+	var v string
+	err := d.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'rebuilt'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read state metadata: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read state metadata: rebuild time %q: %w", v, err)
+	}
+	return t, nil
 }
 
 // HasDirStats reports whether the set has any stat cache rows.
