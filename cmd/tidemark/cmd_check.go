@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/check"
+	"github.com/tidemark/tidemark/internal/repo"
 )
 
 func (a *app) checkCmd() *cobra.Command {
@@ -28,7 +29,9 @@ func (a *app) checkCmd() *cobra.Command {
 				return err
 			}
 			defer r.Close()
-			lock, err := r.Lock(ctx, false, "check")
+			// Steady: a prune replacing index files under a running check
+			// would make it report blobs as missing.
+			lock, err := r.LockMode(ctx, repo.LockSteady, "check")
 			if err != nil {
 				return err
 			}

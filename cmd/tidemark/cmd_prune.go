@@ -96,18 +96,13 @@ Killed at any point, prune leaves a consistent repository.`,
 
 // prune runs a prune under lock and prints its result.
 func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, opt prune.Options) error {
-	opt.Holder = lock.Holder()
+	opt.Holder, opt.Alive = lock.Holder(), lock.Check
 	if !a.quiet && !a.jsonOut {
 		opt.Log = func(format string, args ...any) { fmt.Fprintf(a.errOut, format+"\n", args...) }
 	}
 	res, err := prune.Run(ctx, r, opt)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
-	}
-	if err := lock.Check(); err != nil {
-		// Deleting is over; say so, since others may have seen the lock
-		// as stale and started a prune of their own.
-		fmt.Fprintf(a.errOut, "warning: %v\n", err)
 	}
 	if a.jsonOut {
 		return a.printJSON(res)

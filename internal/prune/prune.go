@@ -32,6 +32,10 @@ type Options struct {
 	// Holder is the lock holder ID of this prune (repo.Lock.Holder), which
 	// is not waited for.
 	Holder string
+	// Alive, if set, is asked before the index is replaced and before packs
+	// are deleted; an error stops the prune (its lock may look stale to
+	// others, who could then start a prune of their own).
+	Alive func() error
 	// MaxWait bounds the wait for clients that might still use the old
 	// index. When it passes, the deletions are left to the next prune.
 	MaxWait time.Duration
@@ -161,6 +165,9 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (Result, error) {
 	if err := p.repack(ctx); err != nil {
 		return p.res, err
 	}
+	if err := p.alive(); err != nil {
+		return p.res, err
+	}
 	if err := p.rewriteIndex(ctx); err != nil {
 		return p.res, err
 	}
@@ -181,10 +188,23 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (Result, error) {
 	if err := p.recheck(ctx); err != nil {
 		return p.res, err
 	}
+	if err := p.alive(); err != nil {
+		return p.res, err
+	}
 	if err := p.deletePacks(ctx); err != nil {
 		return p.res, err
 	}
 	return p.res, r.DropIndexTable()
+}
+
+func (p *pruner) alive() error {
+	if p.opt.Alive == nil {
+		return nil
+	}
+	if err := p.opt.Alive(); err != nil {
+		return fmt.Errorf("stopping before deleting anything more: %w", err)
+	}
+	return nil
 }
 
 // markSnapshots marks what every snapshot not yet seen uses; newly used

@@ -38,6 +38,9 @@ const (
 	LockPrune
 	// LockExclusive excludes everyone (repair).
 	LockExclusive
+	// LockSteady is a shared lock for clients that need the index files to
+	// stay as they are while they run (check): it excludes prunes.
+	LockSteady
 )
 
 // LockInfo is the content of a lock file.
@@ -45,6 +48,7 @@ type LockInfo struct {
 	Time      time.Time `json:"time"`
 	Exclusive bool      `json:"exclusive"`
 	Prune     bool      `json:"prune,omitempty"`
+	Steady    bool      `json:"steady,omitempty"`
 	Host      string    `json:"host"`
 	PID       int       `json:"pid"`
 	Command   string    `json:"command,omitempty"`
@@ -58,7 +62,9 @@ func (l LockInfo) conflicts(m LockMode) bool {
 	switch {
 	case m == LockExclusive || l.Exclusive:
 		return true
-	case m == LockPrune && l.Prune:
+	case m == LockPrune && (l.Prune || l.Steady):
+		return true
+	case m == LockSteady && l.Prune:
 		return true
 	}
 	return false
@@ -70,6 +76,8 @@ func (l LockInfo) kind() string {
 		return "an exclusive"
 	case l.Prune:
 		return "a prune"
+	case l.Steady:
+		return "a check"
 	}
 	return "a shared"
 }
@@ -121,7 +129,7 @@ func (r *Repository) LockMode(ctx context.Context, mode LockMode, command string
 	if _, err := rand.Read(hid[:]); err != nil {
 		return nil, err
 	}
-	info := LockInfo{Time: time.Now().UTC(), Exclusive: mode == LockExclusive, Prune: mode == LockPrune,
+	info := LockInfo{Time: time.Now().UTC(), Exclusive: mode == LockExclusive, Prune: mode == LockPrune, Steady: mode == LockSteady,
 		Host: host, PID: os.Getpid(), Command: command, Holder: hex.EncodeToString(hid[:])}
 	name, err := r.writeLock(ctx, info)
 	if err != nil {
