@@ -261,6 +261,19 @@ func (a *app) openRepo(ctx context.Context) (*repo.Repository, error) {
 	return r, nil
 }
 
+// openLocked opens the repository and takes a lock of the given mode;
+// release unlocks and closes it.
+func (a *app) openLocked(ctx context.Context, mode repo.LockMode, command string) (r *repo.Repository, lock *repo.Lock, release func(), err error) {
+	if r, err = a.openRepo(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if lock, err = r.LockMode(ctx, mode, command); err != nil {
+		r.Close()
+		return nil, nil, nil, err
+	}
+	return r, lock, func() { lock.Unlock(); r.Close() }, nil
+}
+
 // openState opens the local state database of r, or returns nil with
 // --no-cache.
 func (a *app) openState(r *repo.Repository) (*state.DB, error) {

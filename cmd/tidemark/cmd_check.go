@@ -24,18 +24,13 @@ func (a *app) checkCmd() *cobra.Command {
 				}
 				opt.ReadData, opt.SubsetFraction, opt.SubsetN, opt.SubsetT = true, f, n, t
 			}
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
 			// Steady: a prune replacing index files under a running check
 			// would make it report blobs as missing.
-			lock, err := r.LockMode(ctx, repo.LockSteady, "check")
+			r, _, release, err := a.openLocked(ctx, repo.LockSteady, "check")
 			if err != nil {
 				return err
 			}
-			defer lock.Unlock()
+			defer release()
 			var problems []check.Problem
 			sum, err := check.Run(ctx, r, opt, func(p check.Problem) {
 				problems = append(problems, p)

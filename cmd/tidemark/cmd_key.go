@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tidemark/tidemark/internal/repo"
 )
 
 // keyJSON is the stable JSON shape of one key in `key list --json`.
@@ -99,20 +100,15 @@ func (a *app) keyAddCmd() *cobra.Command {
 		Short: "Add a password: a new key file for the same master key",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, err := a.openRepo(ctx)
+			r, _, release, err := a.openLocked(ctx, repo.LockShared, "key add")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer release()
 			pw, err := a.newPassword(newPasswordFile)
 			if err != nil {
 				return err
 			}
-			lock, err := r.Lock(ctx, false, "key add")
-			if err != nil {
-				return err
-			}
-			defer lock.Unlock()
 			id, err := r.AddKey(ctx, pw)
 			if err != nil {
 				return err
@@ -134,18 +130,13 @@ func (a *app) keyRemoveCmd() *cobra.Command {
 		Short: "Remove a key file (by ID or unique prefix); not the one the password opened",
 		Args:  cobra.ExactArgs(1),
 		RunE: runE(func(ctx context.Context, args []string) error {
-			r, err := a.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
 			// Exclusive: two clients removing each other's keys at once
 			// could otherwise leave the repository with none.
-			lock, err := r.Lock(ctx, true, "key remove")
+			r, _, release, err := a.openLocked(ctx, repo.LockExclusive, "key remove")
 			if err != nil {
 				return err
 			}
-			defer lock.Unlock()
+			defer release()
 			if err := r.RemoveKey(ctx, args[0]); err != nil {
 				return err
 			}
@@ -165,22 +156,17 @@ func (a *app) keyPasswdCmd() *cobra.Command {
 		Short: "Change the password: add a key for the new one, then remove the one used to open",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, err := a.openRepo(ctx)
+			// Shared suffices: passwd removes only its own key, after adding
+			// the new one, and `key remove` holds an exclusive lock.
+			r, _, release, err := a.openLocked(ctx, repo.LockShared, "key passwd")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer release()
 			pw, err := a.newPassword(newPasswordFile)
 			if err != nil {
 				return err
 			}
-			// Shared suffices: passwd removes only its own key, after adding
-			// the new one, and `key remove` holds an exclusive lock.
-			lock, err := r.Lock(ctx, false, "key passwd")
-			if err != nil {
-				return err
-			}
-			defer lock.Unlock()
 			old := r.KeyID()
 			id, err := r.ChangePassword(ctx, pw)
 			if err != nil {

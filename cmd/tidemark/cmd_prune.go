@@ -76,16 +76,11 @@ Killed at any point, prune leaves a consistent repository.`,
 				return err
 			}
 			opt.DryRun = dryRun
-			r, err := a.openRepo(ctx)
+			r, lock, release, err := a.openLocked(ctx, repo.LockPrune, "prune")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			lock, err := r.LockMode(ctx, repo.LockPrune, "prune")
-			if err != nil {
-				return err
-			}
-			defer lock.Unlock()
+			defer release()
 			return a.prune(ctx, r, lock, opt)
 		}),
 	}
@@ -107,7 +102,7 @@ func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, op
 	if a.jsonOut {
 		return a.printJSON(res)
 	}
-	b := func(n int64) string { return humanize.IBytes(uint64(n)) }
+	b := func(n int64) string { return humanBytes(uint64(n)) }
 	a.printf("%d snapshots, %d packs, %s stored, %s of it unused\n", res.Snapshots, res.Packs, b(res.Bytes), b(res.UnusedBytes))
 	if res.Unindexed > 0 {
 		a.printf("%d packs were in no index (left by interrupted runs); %d of them held needed data and were indexed again\n", res.Unindexed, res.Reindexed)

@@ -28,16 +28,11 @@ func (a *app) repairIndexCmd() *cobra.Command {
 		Short: "Rebuild the index from the pack headers",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, err := a.openRepo(ctx)
+			r, _, release, err := a.openLocked(ctx, repo.LockExclusive, "repair index")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			lock, err := r.Lock(ctx, true, "repair index")
-			if err != nil {
-				return err
-			}
-			defer lock.Unlock()
+			defer release()
 			res, err := repair.RebuildIndex(ctx, r, func(f string, args ...any) {
 				fmt.Fprintf(a.errOut, "warning: "+f+"\n", args...)
 			})

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/restore"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
@@ -21,20 +22,15 @@ func (a *app) restoreCmd() *cobra.Command {
 			if opt.Target == "" {
 				return errors.New("restore: --target is required")
 			}
-			r, err := a.openRepo(ctx)
+			r, _, release, err := a.openLocked(ctx, repo.LockShared, "restore")
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer release()
 			sn, err := snapshot.Find(ctx, r, args[0])
 			if err != nil {
 				return err
 			}
-			lock, err := r.Lock(ctx, false, "restore")
-			if err != nil {
-				return err
-			}
-			defer lock.Unlock()
 			opt.Owners = os.Geteuid() == 0
 			res, err := restore.Run(ctx, r, sn.Tree, opt)
 			if err != nil {
