@@ -81,25 +81,14 @@ func openKey(ctx context.Context, be backend.Backend, password []byte, useCache 
 		return nil, "", "", false, fmt.Errorf("repository %s has no key files: %w", be.Location(), ErrCorrupt)
 	}
 	var lastErr error
+	tried := 0
 	for _, n := range names {
-		buf, err := backend.LoadAll(ctx, be, backend.Handle{Type: backend.Key, Name: n})
+		kf, err := loadKeyFile(ctx, be, n)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		var kf keyFile
-		if err := json.Unmarshal(buf, &kf); err != nil {
-			lastErr = fmt.Errorf("key %s: %v: %w", n, err, ErrCorrupt)
-			continue
-		}
-		if kf.KDF != "argon2id" {
-			lastErr = fmt.Errorf("key %s: unknown KDF %q", n, kf.KDF)
-			continue
-		}
-		if err := kf.Params.Validate(); err != nil {
-			lastErr = fmt.Errorf("key %s: %w", n, err)
-			continue
-		}
+		tried++
 		desc := keycache.Description(n, kf.Params.Salt, password)
 		if useCache {
 			if plain, ok := keycache.Get(desc); ok {
@@ -109,17 +98,19 @@ func openKey(ctx context.Context, be backend.Backend, password []byte, useCache 
 				}
 			}
 		}
-		plain, err := crypto.OpenWith(crypto.WrappingKey(password, kf.Params), kf.Data)
-		if err != nil {
+		k, err := kf.unwrap(password)
+		if errors.Is(err, ErrWrongPassword) {
 			continue // another key may match
 		}
-		var k crypto.Key
-		if err := json.Unmarshal(plain, &k); err != nil {
-			return nil, "", "", false, fmt.Errorf("key %s: %v: %w", n, err, ErrCorrupt)
+		if err != nil {
+			return nil, "", "", false, fmt.Errorf("key %s: %w", n, err)
 		}
-		return &k, n, desc, false, nil
+		return k, n, desc, false, nil
 	}
-	if lastErr != nil && !errors.Is(lastErr, ErrCorrupt) {
+	// A key file that could not be read (rather than damaged) may be the
+	// one that fits; and if none could be tried, "wrong password" would
+	// mislead.
+	if lastErr != nil && (tried == 0 || !errors.Is(lastErr, ErrCorrupt)) {
 		return nil, "", "", false, lastErr
 	}
 	return nil, "", "", false, ErrWrongPassword
