@@ -1,7 +1,8 @@
 // Command bench compares Tidemark with restic on a generated tree, in one
 // run on the same machine: initial backup, no-change backup, backup after
-// changing some files, restore, and peak memory. It prints each time and
-// the ratio restic/tidemark (above 1 means Tidemark is faster).
+// changing some files, restore, forget with prune, and peak memory. It
+// prints each time and the ratio restic/tidemark (above 1 means Tidemark
+// is faster).
 //
 //	go run ./bench -files 200000
 //
@@ -122,6 +123,10 @@ func run(files, changes int, work, resticBin string, journal, s3 bool) error {
 					return append([]string{"backup", "-q", "--host", "bench"}, extra...)
 				case "restore":
 					return []string{"restore", "-q", "latest", "--target", extra[0]}
+				case "prune":
+					// Same rule and options for both: keep the newest
+					// snapshot, repack above 5% unused.
+					return []string{"forget", "-q", "--keep-last", "1", "--prune"}
 				}
 				return nil
 			}},
@@ -135,11 +140,15 @@ func run(files, changes int, work, resticBin string, journal, s3 bool) error {
 					return append([]string{"backup", "-q", "--host", "bench"}, extra...)
 				case "restore":
 					return []string{"restore", "-q", "latest", "--target", extra[0]}
+				case "prune":
+					// Same rule and options for both: keep the newest
+					// snapshot, repack above 5% unused.
+					return []string{"forget", "-q", "--keep-last", "1", "--prune"}
 				}
 				return nil
 			}},
 	}
-	ops := []string{"initial backup", "no-change backup", fmt.Sprintf("backup after changing %d files", changes), "restore"}
+	ops := []string{"initial backup", "no-change backup", fmt.Sprintf("backup after changing %d files", changes), "restore", "forget all but the last, prune"}
 	results := map[string][]measure{}
 	for _, t := range tools {
 		if _, err := t.exec(ctx, "init"); err != nil {
@@ -164,6 +173,8 @@ func run(files, changes int, work, resticBin string, journal, s3 bool) error {
 					err = gentree.Compare(src, filepath.Join(target, src))
 				}
 				os.RemoveAll(target)
+			} else if step == 4 {
+				m, err = t.exec(ctx, "prune")
 			} else {
 				m, err = t.exec(ctx, "backup", src)
 			}
