@@ -154,22 +154,26 @@ Examples:
 				}
 				a.printf("  %s %s  %s  %s\n", d.Item.ID[:8], d.Item.Time.In(p.Location).Format("2006-01-02 15:04:05"), verdict, strings.Join(d.Reasons, ", "))
 			}
-			if a.jsonOut {
+			pruning := doPrune && !dryRun && failed == 0
+			switch {
+			case a.jsonOut && pruning:
+				// Printed with the prune's result, as one document.
+			case a.jsonOut:
 				if err := a.printJSON(out); err != nil {
 					return err
 				}
-			} else if dryRun {
+			case dryRun:
 				a.printf("dry run: %d of %d snapshots would be forgotten\n", forgotten, len(ds))
-			} else if !doPrune {
+			case !doPrune:
 				a.printf("forgot %d of %d snapshots (their data stays in the repository until `tidemark prune`)\n", removed, len(ds))
-			} else {
+			default:
 				a.printf("forgot %d of %d snapshots\n", removed, len(ds))
 			}
 			if failed > 0 {
 				return fmt.Errorf("forget: %d snapshots could not be removed", failed)
 			}
-			if doPrune && !dryRun {
-				return a.prune(ctx, r, lock, popt)
+			if pruning {
+				return a.prune(ctx, r, lock, popt, map[string]any{"forget": out})
 			}
 			return nil
 		}),

@@ -81,7 +81,7 @@ Killed at any point, prune leaves a consistent repository.`,
 				return err
 			}
 			defer release()
-			return a.prune(ctx, r, lock, opt)
+			return a.prune(ctx, r, lock, opt, nil)
 		}),
 	}
 	pf.register(cmd)
@@ -89,8 +89,9 @@ Killed at any point, prune leaves a consistent repository.`,
 	return cmd
 }
 
-// prune runs a prune under lock and prints its result.
-func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, opt prune.Options) error {
+// prune runs a prune under lock and prints its result (in JSON, as
+// extra's fields beside "prune" when extra is set).
+func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, opt prune.Options, extra map[string]any) error {
 	opt.Holder, opt.Alive = lock.Holder(), lock.Check
 	if !a.quiet && !a.jsonOut {
 		opt.Log = func(format string, args ...any) { fmt.Fprintf(a.errOut, format+"\n", args...) }
@@ -100,7 +101,11 @@ func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, op
 		return fmt.Errorf("prune: %w", err)
 	}
 	if a.jsonOut {
-		return a.printJSON(res)
+		if extra == nil {
+			return a.printJSON(res)
+		}
+		extra["prune"] = res
+		return a.printJSON(extra)
 	}
 	b := func(n int64) string { return humanBytes(uint64(n)) }
 	a.printf("%d snapshots, %d packs, %s stored, %s of it unused\n", res.Snapshots, res.Packs, b(res.Bytes), b(res.UnusedBytes))

@@ -66,4 +66,25 @@ func TestForget(t *testing.T) {
 	if r := e.run("forget", "--keep-last", "1", "--group-by", "colour"); r.code != 1 || !strings.Contains(r.stderr, "colour") {
 		t.Fatalf("bad --group-by: exit %d %s", r.code, r.stderr)
 	}
+
+	// forget --prune: one JSON document with both results; the forgotten
+	// snapshots' data is gone and the rest still restores.
+	out = e.mustRun("--json", "forget", "--keep-last", "1", "--prune", "--max-unused", "0%")
+	var both struct {
+		Forget []forgetJSON
+		Prune  struct {
+			Deleted         int   `json:"deleted"`
+			RemainingUnused int64 `json:"remaining_unused"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out.stdout), &both); err != nil {
+		t.Fatalf("forget --prune --json: %v: %s", err, out.stdout)
+	}
+	if len(both.Forget) != 4 || both.Prune.Deleted == 0 || both.Prune.RemainingUnused != 0 {
+		t.Fatalf("forget --prune: %+v", both)
+	}
+	e.mustRun("check", "--read-data")
+	target = filepath.Join(e.dir, "restore-after-prune")
+	e.mustRun("restore", "latest", "--target", target)
+	compareTrees(t, src, filepath.Join(target, src))
 }
