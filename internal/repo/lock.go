@@ -29,14 +29,14 @@ type LockMode int
 
 const (
 	// LockShared is for clients that only add objects or read (backup,
-	// restore, check): any number may run at once, and with a prune.
+	// restore, verify): any number may run at once, and with a prune.
 	LockShared LockMode = iota
 	// LockPrune is for the one client that deletes data while backups go
 	// on (prune, forget): it excludes other prunes and exclusive holders,
 	// and relies on waiting for older shared holders instead of blocking
 	// new ones (see package prune).
 	LockPrune
-	// LockExclusive excludes everyone (repair).
+	// LockExclusive excludes everyone (repair, key remove).
 	LockExclusive
 	// LockSteady is a shared lock for clients that need the index files to
 	// stay as they are while they run (check): it excludes prunes.
@@ -109,8 +109,7 @@ type Lock struct {
 	written time.Time
 }
 
-// Lock takes a shared or exclusive lock. Backups take shared locks (they
-// only add objects); operations that delete take exclusive ones.
+// Lock takes a shared or an exclusive lock (see LockMode for the others).
 func (r *Repository) Lock(ctx context.Context, exclusive bool, command string) (*Lock, error) {
 	mode := LockShared
 	if exclusive {

@@ -31,17 +31,7 @@ func (r *Repository) CopyBlob(ctx context.Context, t blob.Type, id blob.ID, seal
 		return nil
 	}
 	r.pending[id] = struct{}{}
-	var full *packer
-	p := r.packers[t]
-	if p != nil && len(p.blobs) > 0 && len(p.buf)+len(sealed) > r.cfg.PackSize {
-		full = p
-		p = nil
-	}
-	if p == nil {
-		p = newPacker(t, r.cfg.PackSize)
-		r.packers[t] = p
-	}
-	p.add(t, id, sealed, rawLen)
+	full := r.pack(t, id, sealed, rawLen)
 	r.mu.Unlock()
 	if full != nil {
 		return r.upload(ctx, full)

@@ -583,19 +583,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plai
 	r.blobBytes.Add(int64(len(plaintext)))
 
 	r.mu.Lock()
-	// A pack is finished before a blob would overflow it, so its buffer
-	// never has to grow (and be copied) past the size it was made with.
-	var full *packer
-	p := r.packers[t]
-	if p != nil && len(p.blobs) > 0 && len(p.buf)+len(sealed) > r.cfg.PackSize {
-		full = p
-		p = nil
-	}
-	if p == nil {
-		p = newPacker(t, r.cfg.PackSize)
-		r.packers[t] = p
-	}
-	p.add(t, id, sealed, len(plaintext))
+	full := r.pack(t, id, sealed, len(plaintext))
 	r.mu.Unlock()
 	// Scratch buffers are reused: fewer large allocations, lower peak memory.
 	*sealedp = sealed
@@ -606,6 +594,24 @@ func (r *Repository) SaveBlob(ctx context.Context, t blob.Type, id blob.ID, plai
 		}
 	}
 	return true, nil
+}
+
+// pack adds a sealed blob to the open pack of its type and returns the
+// pack it finished to make room, if any. r.mu must be held.
+func (r *Repository) pack(t blob.Type, id blob.ID, sealed []byte, rawLen int) (full *packer) {
+	// A pack is finished before a blob would overflow it, so its buffer
+	// never has to grow (and be copied) past the size it was made with.
+	p := r.packers[t]
+	if p != nil && len(p.blobs) > 0 && len(p.buf)+len(sealed) > r.cfg.PackSize {
+		full = p
+		p = nil
+	}
+	if p == nil {
+		p = newPacker(t, r.cfg.PackSize)
+		r.packers[t] = p
+	}
+	p.add(t, id, sealed, rawLen)
+	return full
 }
 
 // upload finishes a pack and stores it in the background; at most two
@@ -717,7 +723,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 func (r *Repository) Close() error {
 	r.uploads.Wait()
 	r.mu.Lock()
-	flushed := r.err == nil && len(r.newPacks) == 0 && len(r.packers) == 0 && !r.noMerge
+	flushed := r.err == nil && len(r.newPacks) == 0 && len(r.packers) == 0
 	r.mu.Unlock()
 	if flushed {
 		r.maybeMergeTable()
