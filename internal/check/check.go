@@ -154,7 +154,11 @@ type checker struct {
 	damages []*damage
 
 	packs map[blob.ID]*packInfo
-	trees map[blob.ID]treeState
+	// doomed holds the packs named only by doomed index files (an
+	// unfinished prune's): whether each is stored. Their blobs may be read
+	// but are not checked as indexed packs.
+	doomed map[blob.ID]bool
+	trees  map[blob.ID]treeState
 }
 
 // Run checks r and calls report, from one goroutine at a time, for every
@@ -180,7 +184,7 @@ func Run(ctx context.Context, r *repo.Repository, opt Options, report func(Probl
 		report = func(Problem) {}
 	}
 	c := &checker{r: r, opt: opt, report: report, damaged: map[blob.ID]*damage{},
-		packs: map[blob.ID]*packInfo{}, trees: map[blob.ID]treeState{}}
+		packs: map[blob.ID]*packInfo{}, doomed: map[blob.ID]bool{}, trees: map[blob.ID]treeState{}}
 	// Listed in the order a backup writes (packs, index, snapshot) reversed,
 	// so that a backup finishing meanwhile adds only unreferenced packs.
 	names, err := c.listSnapshots(ctx)
@@ -276,6 +280,11 @@ func (c *checker) loadIndex(ctx context.Context) error {
 			continue
 		}
 		for _, p := range packs {
+			if p.Doomed {
+				c.doomed[p.ID] = false
+				c.r.Index().Add(p)
+				continue
+			}
 			if !c.addPack(p) {
 				c.problem(Problem{Kind: KindCorruptIndex, Object: "index/" + name,
 					Err: fmt.Sprintf("pack %s mixes data and tree blobs", p.ID.Short())})
@@ -365,6 +374,13 @@ func (c *checker) checkPacks(ctx context.Context) error {
 			}
 			c.addDamage(Problem{Kind: KindSizeMismatch, Object: h.String(),
 				Err: fmt.Sprintf("pack is %d bytes, but the index places blobs up to byte %d", size, pi.end)}, id, lost)
+		}
+	}
+	for id := range c.doomed {
+		for _, t := range []backend.FileType{backend.Data, backend.Tree} {
+			if _, ok := stored[t][id.String()]; ok {
+				c.doomed[id] = true
+			}
 		}
 	}
 	c.sum.UnreferencedPacks = len(stored[backend.Data]) + len(stored[backend.Tree])
@@ -665,10 +681,16 @@ func (c *checker) file(tree blob.ID, n *snapshot.Node, path string) {
 }
 
 // lookup finds a blob in the index files read by this check. r.Index()
-// may hold more: entries of index files damaged since they were cached.
+// may hold more: entries of index files damaged since they were cached. A
+// blob only a doomed index file names counts if its pack is stored.
 func (c *checker) lookup(id blob.ID) (repo.Location, bool) {
 	loc, ok := c.r.Index().Lookup(id)
-	if !ok || c.packs[loc.Pack] == nil {
+	switch {
+	case !ok:
+		return repo.Location{}, false
+	case loc.Doomed:
+		return loc, c.doomed[loc.Pack]
+	case c.packs[loc.Pack] == nil:
 		return repo.Location{}, false
 	}
 	return loc, true
@@ -679,6 +701,10 @@ func (c *checker) lookup(id blob.ID) (repo.Location, bool) {
 func (c *checker) indexed(id blob.ID, t blob.Type, obj, path string) bool {
 	loc, ok := c.lookup(id)
 	switch {
+	case !ok && loc.Doomed:
+		c.problem(Problem{Kind: KindMissingBlob, Object: obj, Blob: id.String(), Path: path,
+			Err: fmt.Sprintf("%s blob %s is only in pack %s, which an unfinished prune was deleting, and that pack is gone", t, id.Short(), loc.Pack.Short())})
+		return false
 	case !ok:
 		c.problem(Problem{Kind: KindMissingBlob, Object: obj, Blob: id.String(), Path: path,
 			Err: fmt.Sprintf("%s blob %s is not in the index", t, id.Short())})

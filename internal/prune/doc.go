@@ -16,20 +16,25 @@
 //  3. Give every used blob one home pack. Packs homing nothing are
 //     deleted; packs with too much unused space are repacked: their used
 //     blobs are copied into new packs, which are indexed.
-//  4. Write new index files for everything that stays, then remove the old
-//     ones. From here on a client that takes a lock reads the new index
-//     (repo.LockMode reads the index again when files it knew are gone),
-//     so it cannot deduplicate against the blobs about to go.
+//  4. Write a doomed index file naming the packs to delete, index files for
+//     everything that stays, then remove the old ones. From here on a
+//     client that takes a lock reads the new index (repo.LockMode reads the
+//     index again when files it knew are gone), so it cannot deduplicate
+//     against the blobs about to go: doomed blobs can be read, but are
+//     never offered for deduplication.
 //  5. List the locks and wait until every client holding one then has
 //     released it. Only they can have read the old index, or be about to
 //     index a pack that step 2 saw unindexed.
 //  6. Read the index files and snapshots that appeared meanwhile. A pack
 //     that a new index file names is kept; a pack holding a blob that a new
 //     snapshot uses and nothing else holds is indexed again and kept.
-//  7. Delete the remaining candidates.
+//  7. Delete the remaining candidates, then the doomed index file.
 //
 // Killed at any point, the repository stays consistent: new objects are
 // written before old ones are removed, and a pack is only deleted once no
-// index file names it. What a killed prune leaves (unindexed packs,
+// live index entry names it. The doomed file keeps what a concurrent
+// backup reused readable even if the prune is killed before step 6: that
+// snapshot restores and checks clean, and the next prune indexes the data
+// again. What a killed prune leaves (doomed files, unindexed packs,
 // duplicate index entries) the next one cleans up.
 package prune

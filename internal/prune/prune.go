@@ -128,7 +128,10 @@ type pruner struct {
 	homes    map[blob.ID]*pack
 	files    map[string]bool // index files read
 	oldFiles []string        // index files to replace
-	copied   map[blob.ID]bool
+	// doomedFiles name the packs this prune deletes; they go last.
+	doomedFiles []string
+	oldDoomed   bool // an unfinished prune's doomed file is among oldFiles
+	copied      map[blob.ID]bool
 }
 
 func (p *pruner) logf(format string, args ...any) {
@@ -294,7 +297,10 @@ func (p *pruner) readIndex(ctx context.Context) error {
 			return err
 		}
 		for _, ip := range ips {
-			if _, ok := p.packs[ip.ID]; ok {
+			p.oldDoomed = p.oldDoomed || ip.Doomed
+			if _, ok := p.packs[ip.ID]; ok || ip.Doomed {
+				// A doomed file of an earlier prune that did not finish:
+				// its packs are unindexed now, and judged as such.
 				continue
 			}
 			pk := &pack{id: ip.ID, blobs: ip.Blobs, indexed: true, ns: backend.Data}
@@ -541,12 +547,28 @@ func (p *pruner) repack(ctx context.Context) error {
 	return nil
 }
 
-// rewriteIndex writes index files for every pack that stays, then removes
+// rewriteIndex writes a doomed index file naming the packs to delete, so
+// that whatever a concurrent backup makes use of stays readable until the
+// prune keeps it, then index files for every pack that stays, then removes
 // the old index files. Nothing is lost if it is killed in between: the
 // packs that stay are then named twice.
 func (p *pruner) rewriteIndex(ctx context.Context) error {
+	var doomed []repo.IndexPack
+	for _, pk := range p.doomed() {
+		if len(pk.blobs) > 0 {
+			doomed = append(doomed, repo.IndexPack{ID: pk.id, Blobs: pk.blobs})
+		}
+	}
+	names, err := p.r.SaveIndexFiles(ctx, doomed, true)
+	if err != nil {
+		return err
+	}
+	p.doomedFiles = names
+	for _, n := range names {
+		p.files[n] = true
+	}
 	var stay []repo.IndexPack
-	changed := p.res.DamagedIndexFiles > 0 || p.res.MissingPacks > 0 || p.res.Reindexed > 0
+	changed := p.res.DamagedIndexFiles > 0 || p.res.MissingPacks > 0 || p.res.Reindexed > 0 || p.oldDoomed
 	for _, pk := range p.packs {
 		switch {
 		case pk.act == keep && pk.listed && pk.participates():
@@ -559,7 +581,7 @@ func (p *pruner) rewriteIndex(ctx context.Context) error {
 		return nil
 	}
 	sort.Slice(stay, func(i, j int) bool { return stay[i].ID.String() < stay[j].ID.String() })
-	names, err := p.r.SaveIndexFiles(ctx, stay)
+	names, err = p.r.SaveIndexFiles(ctx, stay, false)
 	if err != nil {
 		return err
 	}
@@ -741,12 +763,14 @@ func (p *pruner) recheck(ctx context.Context) error {
 	}
 	p.res.Resurrected = len(ips)
 	p.logf("keeping %d packs that a backup written meanwhile uses", len(ips))
-	if _, err := p.r.SaveIndexFiles(ctx, ips); err != nil {
+	if _, err := p.r.SaveIndexFiles(ctx, ips, false); err != nil {
 		return fmt.Errorf("index packs a new snapshot uses: %w", err)
 	}
 	return nil
 }
 
+// deletePacks deletes the doomed packs, then the doomed index files that
+// named them.
 func (p *pruner) deletePacks(ctx context.Context) error {
 	for _, pk := range p.doomed() {
 		if err := p.r.Backend().Remove(ctx, pk.handle()); err != nil && !errors.Is(err, backend.ErrNotFound) {
@@ -754,6 +778,11 @@ func (p *pruner) deletePacks(ctx context.Context) error {
 		}
 		p.res.Deleted++
 		p.res.FreedBytes += pk.size
+	}
+	for _, n := range p.doomedFiles {
+		if err := p.r.Backend().Remove(ctx, backend.Handle{Type: backend.Index, Name: n}); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			return fmt.Errorf("remove doomed index file %s: %w", n, err)
+		}
 	}
 	return nil
 }

@@ -451,3 +451,76 @@ func listAll(t *testing.T, be backend.Backend) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestPruneKilledWhileBackupReuses: a prune stops (as if killed) while it
+// waits for a backup that read the index before the prune replaced it and
+// reuses data only a forgotten snapshot used. The doomed index file the
+// prune left keeps that data readable: the backup's snapshot restores and
+// the repository checks clean before any further prune; the next prune
+// keeps the data and removes the doomed file.
+func TestPruneKilledWhileBackupReuses(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, t.TempDir(), nil)
+	old := w.backup("h")
+	g := newGate(w.be, backend.Snapshot)
+	br, err := repo.Open(ctx, g, password, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	w.forget(old)
+	type outcome struct {
+		res *backup.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := backup.Run(ctx, br, nil, backup.Options{Paths: []string{w.src}, Host: "h", RacyWindow: racy})
+		done <- outcome{res, err}
+	}()
+	<-g.hit
+
+	pctx, kill := context.WithCancel(ctx)
+	r := w.open()
+	lk, err := r.LockMode(ctx, repo.LockPrune, "prune")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = prune.Run(pctx, r, prune.Options{Holder: lk.Holder(), Poll: 10 * time.Millisecond, MaxWait: time.Minute,
+		Log: func(f string, _ ...any) {
+			if strings.HasPrefix(f, "waiting") {
+				kill()
+			}
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("prune stopped while waiting: %v", err)
+	}
+	// A killed process leaves its lock; this one is removed as unlock
+	// would remove a stale one.
+	lk.Unlock()
+	r.Close()
+
+	close(g.release)
+	out := <-done
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	w.digests[out.res.Snapshot.ID] = contents(t, w.open(), out.res.Snapshot.ID)
+	w.verify()
+	res := w.prune(prune.Options{})
+	if res.Reindexed == 0 {
+		t.Fatalf("the next prune did not index the reused packs again: %+v", res)
+	}
+	w.verify()
+	for _, n := range listAll(t, w.be) {
+		if strings.HasPrefix(n, "index/") {
+			plain, err := w.open().LoadUnpackedRaw(ctx, backend.Index, strings.TrimPrefix(n, "index/"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ips, err := repo.DecodeIndex(plain); err != nil || (len(ips) > 0 && ips[0].Doomed) {
+				t.Fatalf("index file %s after a completed prune: doomed or unreadable (%v)", n, err)
+			}
+		}
+	}
+}

@@ -153,7 +153,7 @@ func RebuildIndex(ctx context.Context, r *repo.Repository, log func(string, ...a
 		res.Blobs += len(ip.Blobs)
 	}
 	sort.Slice(keep, func(i, j int) bool { return keep[i].ID.String() < keep[j].ID.String() })
-	written, err := r.SaveIndexFiles(ctx, keep)
+	written, err := r.SaveIndexFiles(ctx, keep, false)
 	if err != nil {
 		return res, err
 	}

@@ -174,17 +174,32 @@ func ParsePack(key *crypto.Key, pack []byte) ([]PackedBlob, error) {
 
 // Index file plaintext: magic, then per pack: pack ID, blob count (uvarint),
 // then per blob: type, ID, offset, length, raw length (uvarints).
-var indexMagic = []byte("TMIX1")
+//
+// A doomed index file (its own magic, same body) names packs a prune is
+// about to delete: their blobs can still be read (a snapshot written by a
+// backup that ran alongside the prune may use them until the prune keeps
+// them) but are never offered for deduplication.
+var (
+	indexMagic       = []byte("TMIX1")
+	doomedIndexMagic = []byte("TMIXD")
+)
 
 // IndexPack is one pack's entry in an index file.
 type IndexPack struct {
 	ID    blob.ID
 	Blobs []PackedBlob
+	// Doomed is set for packs read from a doomed index file.
+	Doomed bool
 }
 
 // EncodeIndex serializes an index file's plaintext.
-func EncodeIndex(packs []IndexPack) []byte {
-	buf := bytes.Clone(indexMagic)
+func EncodeIndex(packs []IndexPack) []byte { return encodeIndex(indexMagic, packs) }
+
+// EncodeDoomedIndex serializes a doomed index file's plaintext.
+func EncodeDoomedIndex(packs []IndexPack) []byte { return encodeIndex(doomedIndexMagic, packs) }
+
+func encodeIndex(magic []byte, packs []IndexPack) []byte {
+	buf := bytes.Clone(magic)
 	buf = binary.AppendUvarint(buf, uint64(len(packs)))
 	for _, p := range packs {
 		buf = append(buf, p.ID[:]...)
@@ -237,16 +252,18 @@ func (d *decoder) bytes(what string, n int) []byte {
 	return v
 }
 
-// DecodeIndex parses an index file's plaintext.
+// DecodeIndex parses an index file's plaintext; the packs of a doomed
+// index file come back with Doomed set.
 func DecodeIndex(data []byte) ([]IndexPack, error) {
-	if !bytes.HasPrefix(data, indexMagic) {
+	doomed := bytes.HasPrefix(data, doomedIndexMagic)
+	if !doomed && !bytes.HasPrefix(data, indexMagic) {
 		return nil, fmt.Errorf("index: bad magic: %w", ErrCorrupt)
 	}
 	d := &decoder{b: data[len(indexMagic):]}
 	n := d.uvarint("pack count", uint64(len(data)))
 	packs := make([]IndexPack, 0, min(n, 1<<16))
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		var p IndexPack
+		p := IndexPack{Doomed: doomed}
 		copy(p.ID[:], d.bytes("pack ID", blob.IDSize))
 		nb := d.uvarint("blob count", uint64(len(d.b)))
 		p.Blobs = make([]PackedBlob, 0, min(nb, 1<<16))

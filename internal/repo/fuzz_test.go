@@ -47,6 +47,7 @@ func FuzzDecodeIndex(f *testing.F) {
 		packs = append(packs, IndexPack{ID: testID(byte(100 + i)), Blobs: bs})
 		f.Add(EncodeIndex(packs))
 	}
+	f.Add(EncodeDoomedIndex(packs))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		packs, err := DecodeIndex(data)
 		if err != nil {
@@ -55,9 +56,18 @@ func FuzzDecodeIndex(f *testing.F) {
 			}
 			return
 		}
+		encode := EncodeIndex
+		for _, p := range packs {
+			if p.Doomed != packs[0].Doomed {
+				t.Fatal("one index file gave doomed and live packs")
+			}
+			if p.Doomed {
+				encode = EncodeDoomedIndex
+			}
+		}
 		// Varints may be encoded in more bytes than needed, so compare
 		// decoded values, not bytes.
-		again, err := DecodeIndex(EncodeIndex(packs))
+		again, err := DecodeIndex(encode(packs))
 		if err != nil {
 			t.Fatalf("re-encoded index does not decode: %v", err)
 		}

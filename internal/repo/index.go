@@ -27,6 +27,11 @@ type Index struct {
 	blobs  map[blob.ID]location
 	packs  []blob.ID
 	packNo map[blob.ID]uint32
+	// doomed holds the blobs of doomed index files (see EncodeDoomedIndex):
+	// Lookup finds them, Has and Each do not.
+	// They are few and short-lived, so they are kept expanded (setBase
+	// renumbers packs).
+	doomed map[blob.ID]Location
 	// foreign is set once Add took packs from outside the repository
 	// handle's own bookkeeping (check reads index files itself): the
 	// overlay may then hold blobs of index files it cannot name, and must
@@ -35,7 +40,7 @@ type Index struct {
 }
 
 func newIndex() *Index {
-	return &Index{blobs: map[blob.ID]location{}, packNo: map[blob.ID]uint32{}}
+	return &Index{blobs: map[blob.ID]location{}, packNo: map[blob.ID]uint32{}, doomed: map[blob.ID]Location{}}
 }
 
 // Location is a blob's position in the repository.
@@ -45,9 +50,13 @@ type Location struct {
 	Offset uint32
 	Length uint32
 	RawLen uint32
+	// Doomed is set when only a doomed index file names the blob: its
+	// pack may be gone once the prune that wrote it has finished.
+	Doomed bool
 }
 
 // Add records the blobs of one pack; adding a pack again changes nothing.
+// A doomed pack's blobs are only found by Lookup.
 func (x *Index) Add(p IndexPack) {
 	x.add(p)
 	x.mu.Lock()
@@ -59,6 +68,12 @@ func (x *Index) Add(p IndexPack) {
 func (x *Index) add(p IndexPack) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if p.Doomed {
+		for _, b := range p.Blobs {
+			x.doomed[b.ID] = Location{Pack: p.ID, Type: b.Type, Offset: b.Offset, Length: b.Length, RawLen: b.RawLen, Doomed: true}
+		}
+		return
+	}
 	no, ok := x.packNo[p.ID]
 	if !ok {
 		no = uint32(len(x.packs))
@@ -76,16 +91,30 @@ func (x *Index) add(p IndexPack) {
 	}
 }
 
-// Has reports whether the index knows blob id.
+// Has reports whether the index offers blob id for deduplication: doomed
+// blobs are not offered.
 func (x *Index) Has(id blob.ID) bool {
-	_, ok := x.Lookup(id)
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	_, ok := x.live(id)
 	return ok
 }
 
-// Lookup returns the location of blob id.
+// Lookup returns the location of blob id, doomed or not.
 func (x *Index) Lookup(id blob.ID) (Location, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
+	if l, ok := x.live(id); ok {
+		return l, true
+	}
+	if l, ok := x.doomed[id]; ok {
+		return l, true
+	}
+	return Location{}, false
+}
+
+// live looks id up in the table and the overlay. x.mu must be held.
+func (x *Index) live(id blob.ID) (Location, bool) {
 	if l, ok := x.blobs[id]; ok {
 		return x.expand(l), true
 	}
@@ -176,6 +205,7 @@ func (x *Index) reset() error {
 	err := x.base.close()
 	x.base = nil
 	x.blobs = map[blob.ID]location{}
+	x.doomed = map[blob.ID]Location{}
 	x.packs = nil
 	x.packNo = map[blob.ID]uint32{}
 	x.foreign = false

@@ -73,8 +73,13 @@ func (r *Repository) LoadPackHeader(ctx context.Context, h backend.Handle, size 
 const maxIndexBlobs = 100000
 
 // SaveIndexFiles writes index files for packs and returns their names.
-// They are not merged into this handle's index table.
-func (r *Repository) SaveIndexFiles(ctx context.Context, packs []IndexPack) ([]string, error) {
+// They are not merged into this handle's index table. With doomed set they
+// are doomed index files (see EncodeDoomedIndex).
+func (r *Repository) SaveIndexFiles(ctx context.Context, packs []IndexPack, doomed bool) ([]string, error) {
+	encode := EncodeIndex
+	if doomed {
+		encode = EncodeDoomedIndex
+	}
 	var names []string
 	for len(packs) > 0 {
 		n, blobs := 0, 0
@@ -82,7 +87,7 @@ func (r *Repository) SaveIndexFiles(ctx context.Context, packs []IndexPack) ([]s
 			blobs += len(packs[n].Blobs)
 			n++
 		}
-		id, err := r.SaveUnpacked(ctx, backend.Index, EncodeIndex(packs[:n]))
+		id, err := r.SaveUnpacked(ctx, backend.Index, encode(packs[:n]))
 		if err != nil {
 			return names, fmt.Errorf("save index: %w", err)
 		}

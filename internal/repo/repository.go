@@ -332,9 +332,15 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 			}
 			return err
 		}
-		r.unmerged = append(r.unmerged, n)
+		doomed := false
 		for _, p := range packs {
+			doomed = doomed || p.Doomed
 			r.idx.add(p)
+		}
+		// A doomed file is read at every open, never merged into the
+		// table, which cannot tell its blobs apart.
+		if !doomed {
+			r.unmerged = append(r.unmerged, n)
 		}
 	}
 	r.maybeMergeTable()
