@@ -64,7 +64,9 @@ func RebuildIndex(ctx context.Context, r *repo.Repository, log func(string, ...a
 			continue
 		}
 		for _, ip := range ips {
-			old[ip.ID] = ip
+			if prev, ok := old[ip.ID]; !ok || prev.Doomed {
+				old[ip.ID] = ip
+			}
 		}
 	}
 	type stored struct {
@@ -89,8 +91,10 @@ func RebuildIndex(ctx context.Context, r *repo.Repository, log func(string, ...a
 			return res, fmt.Errorf("list %s packs: %w", ns, err)
 		}
 	}
-	for id := range old {
-		if !listed[id] {
+	for id, ip := range old {
+		// A doomed pack (of a prune that did not finish) being gone is
+		// what that prune meant.
+		if !listed[id] && !ip.Doomed {
 			res.Dropped = append(res.Dropped, id.String())
 		}
 	}
