@@ -16,14 +16,17 @@ import (
 )
 
 // TestKilledPrunes kills prunes with SIGKILL at random moments while they
-// delete and repack. After each kill the repository must check clean and
+// delete and repack, on each backend. After each kill the repository must check clean and
 // keep every snapshot; in the end a prune completes, leaves nothing
 // unused, and every snapshot restores.
 func TestKilledPrunes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	e := newEnv(t)
+	forEachBackend(t, killedPrunes)
+}
+
+func killedPrunes(t *testing.T, e *env) {
 	src := filepath.Join(e.dir, "src")
 	if _, err := gentree.Generate(src, gentree.Spec{Files: 2000, Seed: 4, LargeEvery: 200, LargeSize: 1 << 20}); err != nil {
 		t.Fatal(err)
