@@ -133,8 +133,10 @@ func (a *app) printVerify(res verify.Result, opt verify.Options) {
 	a.printf("budget: used %s of %s/%s and %d of %d requests/%s; left %s and %d requests\n",
 		humanBytes(uint64(res.WindowBytes)), humanBytes(uint64(opt.Bytes.Amount)), opt.Bytes.PeriodName(),
 		res.WindowRequests, opt.Requests.Amount, opt.Requests.PeriodName(), humanBytes(uint64(res.BytesLeft)), res.RequestsLeft)
-	a.printf("repository: %d packs (%s), %d never verified; at this budget each pack is verified about every %s\n",
-		res.Packs, humanBytes(uint64(res.TotalBytes)), res.NeverVerified, fmtCycle(res.Cycle))
+	if res.WaitUntil.IsZero() {
+		a.printf("repository: %d packs (%s), %d never verified; at this budget each pack is verified about every %s\n",
+			res.Packs, humanBytes(uint64(res.TotalBytes)), res.NeverVerified, fmtCycle(res.Cycle))
+	}
 	a.printWarnings(res)
 }
 
@@ -163,6 +165,9 @@ func verifyLine(res verify.Result, opt verify.Options) string {
 	if res.Stopped == verify.StopOff {
 		return "verify: off (--verify-budget or --verify-requests is 0)"
 	}
+	if !res.WaitUntil.IsZero() {
+		return "verify: " + verifySummary(res, opt)
+	}
 	return fmt.Sprintf("verify: %s; budget left %s and %s; %d of %s never verified",
 		verifySummary(res, opt), humanBytes(uint64(res.BytesLeft)), plural(int(res.RequestsLeft), "request", "requests"),
 		res.NeverVerified, plural(res.Packs, "pack", "packs"))
@@ -170,6 +175,9 @@ func verifyLine(res verify.Result, opt verify.Options) string {
 
 // verifySummary says in one line what a run checked.
 func verifySummary(res verify.Result, opt verify.Options) string {
+	if !res.WaitUntil.IsZero() {
+		return "verified no pack: the budget is spent until " + res.WaitUntil.Local().Format("2006-01-02 15:04")
+	}
 	if len(res.Checked) == 0 {
 		why := map[string]string{
 			verify.StopBytes:    "the next pack does not fit in what is left of the budget",

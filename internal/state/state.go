@@ -189,25 +189,39 @@ func (d *DB) DirStats(set []byte, path string) (blob.ID, []byte, bool, error) {
 	return id, entries, true, nil
 }
 
+// SetMeta stores a small named value.
+func (d *DB) SetMeta(ctx context.Context, key, value string) error {
+	if _, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`, key, value); err != nil {
+		return fmt.Errorf("write state metadata %s: %w", key, err)
+	}
+	return nil
+}
+
+// Meta returns the value stored under key, "" if none.
+func (d *DB) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := d.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read state metadata %s: %w", key, err)
+	}
+	return v, nil
+}
+
 // MarkRebuilt records that the database was recreated from the repository
 // (tidemark cache rebuild), so backups can say why they scan fully.
 func (d *DB) MarkRebuilt(ctx context.Context, at time.Time) error {
-	if _, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('rebuilt', ?)`, at.UTC().Format(time.RFC3339)); err != nil {
-		return fmt.Errorf("record cache rebuild: %w", err)
-	}
-	return nil
+	return d.SetMeta(ctx, "rebuilt", at.UTC().Format(time.RFC3339))
 }
 
 // Rebuilt returns when the database was recreated from the repository, or
 // the zero time.
 func (d *DB) Rebuilt(ctx context.Context) (time.Time, error) {
-	var v string
-	err := d.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'rebuilt'`).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, nil
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("read state metadata: %w", err)
+	v, err := d.Meta(ctx, "rebuilt")
+	if err != nil || v == "" {
+		return time.Time{}, err
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
@@ -406,6 +420,34 @@ func (d *DB) PruneVerifyDownloads(ctx context.Context, before time.Time) error {
 		return fmt.Errorf("prune verify ledger: %w", err)
 	}
 	return nil
+}
+
+// VerifyDownload is one download in the verify ledger.
+type VerifyDownload struct {
+	At    time.Time
+	Bytes int64
+}
+
+// VerifyDownloads returns the downloads recorded after since, oldest
+// first.
+func (d *DB) VerifyDownloads(ctx context.Context, since time.Time) ([]VerifyDownload, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT time, bytes FROM verify_downloads WHERE time > ? ORDER BY time, id`, since.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("read verify ledger: %w", err)
+	}
+	defer rows.Close()
+	var out []VerifyDownload
+	for rows.Next() {
+		var ns, n int64
+		if err := rows.Scan(&ns, &n); err != nil {
+			return nil, fmt.Errorf("read verify ledger: %w", err)
+		}
+		out = append(out, VerifyDownload{At: time.Unix(0, ns), Bytes: n})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read verify ledger: %w", err)
+	}
+	return out, nil
 }
 
 // VerifiedPack is the outcome of a pack's last verification.

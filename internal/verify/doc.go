@@ -31,6 +31,11 @@
 // one SQLite statement, so verify runs of several processes sharing the
 // state database cannot together overspend.
 //
+// A run that stops for want of budget records until when the next pack
+// cannot fit (see wait.go). Runs before then return at once without
+// reading the index, so verifying after every backup costs a database
+// query on all but a few runs a day, not a pass over the whole index.
+//
 // # Which packs
 //
 // Packs never verified come first, in random order, then the least

@@ -105,6 +105,10 @@ type Result struct {
 	// Damaged lists every indexed pack whose last verification, by this
 	// run or an earlier one, found damage.
 	Damaged []Damaged `json:"damaged"`
+	// WaitUntil is set when an earlier run found the budget spent: until
+	// then nothing can be downloaded, so this run did not read the index
+	// (Packs, TotalBytes, NeverVerified and Cycle are not filled in).
+	WaitUntil time.Time `json:"wait_until,omitzero"`
 }
 
 // OK reports whether the run found no problem and knows of no damage.
@@ -142,6 +146,13 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (Re
 		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	start := opt.now()
+	w, err := loadWait(ctx, st, opt, start)
+	if err != nil {
+		return res, err
+	}
+	if w != nil {
+		return res, waiting(ctx, r, st, opt, start, w, &res)
+	}
 	packs := indexedPacks(r.Index())
 	res.Packs = len(packs)
 	for _, p := range packs {
@@ -162,6 +173,9 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (Re
 		return res, err
 	}
 	bytesLeft, reqsLeft := opt.Bytes.Amount-spentBytes, opt.Requests.Amount-spentReqs
+	// blocked is the size of the pack the run stopped at for want of
+	// budget, 0 if it did not.
+	var blocked int64
 	for _, p := range packs {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -176,11 +190,11 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (Re
 			continue
 		}
 		if reqsLeft < 1 {
-			res.Stopped = StopRequests
+			res.Stopped, blocked = StopRequests, p.size
 			break
 		}
 		if p.size > bytesLeft {
-			res.Stopped = StopBytes
+			res.Stopped, blocked = StopBytes, p.size
 			break
 		}
 		now := opt.now()
@@ -194,7 +208,7 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (Re
 		}
 		if !ok {
 			// Another process spent the budget meanwhile.
-			res.Stopped = StopBytes
+			res.Stopped, blocked = StopBytes, p.size
 			if _, reqs, err := spent(ctx, st, opt, now); err == nil && reqs >= opt.Requests.Amount {
 				res.Stopped = StopRequests
 			}
@@ -259,7 +273,7 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (Re
 	if err := st.PruneVerifyDownloads(ctx, end.Add(-keep)); err != nil {
 		return res, err
 	}
-	return res, nil
+	return res, saveWait(ctx, st, opt, end, blocked, res.Stopped, res.Damaged)
 }
 
 // spent returns what the ledger holds in the budgets' windows ending at now.

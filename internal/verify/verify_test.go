@@ -144,6 +144,7 @@ type download struct {
 type simulation struct {
 	downloads []download
 	runs      int
+	waited    int // runs that found the budget spent and read no index
 }
 
 // simulate runs verify every interval for days, starting at t0.
@@ -154,6 +155,12 @@ func (f *fixture) simulate(t *testing.T, opt Options, interval time.Duration, da
 	for now := t0; now.Before(t0.Add(time.Duration(days) * day)); now = now.Add(interval) {
 		res := f.run(t, st, opt, now)
 		sim.runs++
+		if !res.WaitUntil.IsZero() {
+			sim.waited++
+			if len(res.Checked) != 0 || res.Packs != 0 {
+				t.Fatalf("run at %v waited for the budget but read the index: %+v", now, res)
+			}
+		}
 		if !res.OK() {
 			t.Fatalf("run at %v found problems: %+v %+v", now, res.Problems, res.Damaged)
 		}
@@ -270,6 +277,12 @@ func compareRegimes(t *testing.T, f *fixture, budget int64, days int) int {
 	daily := f.simulate(t, opt, day, days)
 	if frequent.runs != 288*days || daily.runs != days {
 		t.Fatalf("%d and %d runs", frequent.runs, daily.runs)
+	}
+	// Once the budget is spent, runs return without reading the index
+	// until the next pack fits.
+	t.Logf("every five minutes: %d of %d runs waited for the budget without reading the index", frequent.waited, frequent.runs)
+	if frequent.waited < 280*days {
+		t.Fatalf("only %d of %d runs skipped reading the index", frequent.waited, frequent.runs)
 	}
 	fd, dd := frequent.perDay(days), daily.perDay(days)
 	t.Logf("%d packs, %d bytes in all, largest %d; budget %d bytes/day", len(f.sizes), f.total, f.max, budget)
@@ -512,5 +525,24 @@ func TestReadsAroundCache(t *testing.T) {
 	res := f.run(t, newState(t), Options{Bytes: Budget{1 << 20, day}, Requests: Budget{100, day}}, t0)
 	if res.OK() || len(res.Damaged) != 1 || res.Damaged[0].Object != obj {
 		t.Fatalf("damage behind the cache not found: %+v", res)
+	}
+}
+
+// TestWaitFollowsTheBudget: the record of a spent budget holds only for
+// the budgets it was computed with; raising the budget verifies at once.
+func TestWaitFollowsTheBudget(t *testing.T) {
+	f := newFixture(t, slices.Repeat([]int{4 << 10}, 6), repo.Options{})
+	st := newState(t)
+	opt := Options{Bytes: Budget{2 * f.max, day}, Requests: Budget{100, day}}
+	if res := f.run(t, st, opt, t0); len(res.Checked) != 2 || res.Stopped != StopBytes || !res.WaitUntil.IsZero() {
+		t.Fatalf("first run: %+v", res)
+	}
+	res := f.run(t, st, opt, t0.Add(time.Hour))
+	if res.WaitUntil != t0.Add(day) || len(res.Checked) != 0 || res.Stopped != StopBytes || res.BytesLeft != 0 {
+		t.Fatalf("run during the wait: %+v", res)
+	}
+	opt.Bytes.Amount = 4 * f.max
+	if res := f.run(t, st, opt, t0.Add(2*time.Hour)); len(res.Checked) != 2 || !res.WaitUntil.IsZero() {
+		t.Fatalf("run with a larger budget: %+v", res)
 	}
 }
