@@ -2,7 +2,6 @@ package prune_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -160,22 +159,7 @@ func contents(t tb, r *repo.Repository, id blob.ID) map[string][32]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][32]byte{}
-	err = snapshot.Walk(ctx, r, sn.Tree, "", func(path string, n *snapshot.Node) error {
-		if n.Type != snapshot.File {
-			return nil
-		}
-		h := sha256.New()
-		for _, c := range n.Content {
-			data, err := r.LoadBlob(ctx, blob.Data, c)
-			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			h.Write(data)
-		}
-		out[path] = [32]byte(h.Sum(nil))
-		return nil
-	})
+	out, err := snapshot.ContentDigests(ctx, r, sn.Tree)
 	if err != nil {
 		t.Fatalf("read snapshot %s: %v", id.Short(), err)
 	}
@@ -287,6 +271,33 @@ func (g *gate) Save(ctx context.Context, h backend.Handle, data []byte) error {
 	return g.Backend.Save(ctx, h, data)
 }
 
+// outcome is how a backup run in the background ended.
+type outcome struct {
+	res *backup.Result
+	err error
+}
+
+// gatedBackup opens a repository handle (reading the index while snapshot
+// old still exists), forgets old, and starts a backup through a gate at
+// file type at. It returns once the backup is held at the gate.
+func (w *world) gatedBackup(t *testing.T, at backend.FileType, old blob.ID) (*gate, <-chan outcome) {
+	ctx := context.Background()
+	g := newGate(w.be, at)
+	br, err := repo.Open(ctx, g, password, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.forget(old)
+	done := make(chan outcome, 1)
+	go func() {
+		defer br.Close()
+		res, err := backup.Run(ctx, br, nil, backup.Options{Paths: []string{w.src}, Host: "h", RacyWindow: racy})
+		done <- outcome{res, err}
+	}()
+	<-g.hit
+	return g, done
+}
+
 // TestPruneConcurrentBackup runs a backup that is stopped at a chosen
 // point while a prune starts, then lets it finish. The prune must wait
 // for it and keep everything it uses:
@@ -304,7 +315,6 @@ func TestPruneConcurrentBackup(t *testing.T) {
 		{"unindexed", backend.Index},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
 			dir := t.TempDir()
 			w := newWorld(t, dir, nil)
 			old := w.backup("h")
@@ -313,25 +323,7 @@ func TestPruneConcurrentBackup(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// The backup's handle reads the index now, while the old
-			// snapshot still exists.
-			g := newGate(w.be, tc.at)
-			br, err := repo.Open(ctx, g, password, repo.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer br.Close()
-			w.forget(old)
-			type outcome struct {
-				res *backup.Result
-				err error
-			}
-			done := make(chan outcome, 1)
-			go func() {
-				res, err := backup.Run(ctx, br, nil, backup.Options{Paths: []string{w.src}, Host: "h", RacyWindow: racy})
-				done <- outcome{res, err}
-			}()
-			<-g.hit
+			g, done := w.gatedBackup(t, tc.at, old)
 
 			waiting := make(chan struct{})
 			var once sync.Once
@@ -462,23 +454,7 @@ func TestPruneKilledWhileBackupReuses(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, t.TempDir(), nil)
 	old := w.backup("h")
-	g := newGate(w.be, backend.Snapshot)
-	br, err := repo.Open(ctx, g, password, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer br.Close()
-	w.forget(old)
-	type outcome struct {
-		res *backup.Result
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := backup.Run(ctx, br, nil, backup.Options{Paths: []string{w.src}, Host: "h", RacyWindow: racy})
-		done <- outcome{res, err}
-	}()
-	<-g.hit
+	g, done := w.gatedBackup(t, backend.Snapshot, old)
 
 	pctx, kill := context.WithCancel(ctx)
 	r := w.open()

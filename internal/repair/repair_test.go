@@ -2,8 +2,8 @@ package repair_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,22 +128,7 @@ func digest(t *testing.T, r *repo.Repository, id blob.ID) map[string][32]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][32]byte{}
-	err = snapshot.Walk(ctx, r, sn.Tree, "", func(p string, n *snapshot.Node) error {
-		if n.Type != snapshot.File {
-			return nil
-		}
-		h := sha256.New()
-		for _, c := range n.Content {
-			data, err := r.LoadBlob(ctx, blob.Data, c)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			h.Write(data)
-		}
-		out[p] = [32]byte(h.Sum(nil))
-		return nil
-	})
+	out, err := snapshot.ContentDigests(ctx, r, sn.Tree)
 	if err != nil {
 		t.Fatalf("read snapshot %s: %v", id.Short(), err)
 	}
@@ -228,7 +213,7 @@ func TestIndexFilesLost(t *testing.T) {
 	r = fx.open()
 	defer r.Close()
 	for _, id := range fx.snaps {
-		if got := digest(t, r, id); !mapsEqual(got, before[id]) {
+		if got := digest(t, r, id); !maps.Equal(got, before[id]) {
 			t.Fatalf("snapshot %s reads differently after repair", id.Short())
 		}
 	}
@@ -373,16 +358,4 @@ func lostPaths(res repair.SnapshotsResult, id blob.ID) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func mapsEqual(a, b map[string][32]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
