@@ -121,17 +121,17 @@ type pruner struct {
 	opt Options
 	res Result
 
-	used     map[blob.ID]struct{}
+	// used holds every blob a snapshot uses, with the pack chosen to hold
+	// it (nil until assignHomes).
+	used     map[blob.ID]*pack
 	trees    map[blob.ID]bool
 	snaps    map[blob.ID]bool
 	packs    map[blob.ID]*pack
-	homes    map[blob.ID]*pack
 	files    map[string]bool // index files read
 	oldFiles []string        // index files to replace
 	// doomedFiles name the packs this prune deletes; they go last.
 	doomedFiles []string
 	oldDoomed   bool // an unfinished prune's doomed file is among oldFiles
-	copied      map[blob.ID]bool
 }
 
 func (p *pruner) logf(format string, args ...any) {
@@ -146,8 +146,8 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (Result, error) {
 	if opt.Poll <= 0 {
 		opt.Poll = 2 * time.Second
 	}
-	p := &pruner{r: r, opt: opt, used: map[blob.ID]struct{}{}, trees: map[blob.ID]bool{}, snaps: map[blob.ID]bool{},
-		packs: map[blob.ID]*pack{}, homes: map[blob.ID]*pack{}, files: map[string]bool{}, copied: map[blob.ID]bool{}}
+	p := &pruner{r: r, opt: opt, used: map[blob.ID]*pack{}, trees: map[blob.ID]bool{}, snaps: map[blob.ID]bool{},
+		packs: map[blob.ID]*pack{}, files: map[string]bool{}}
 	p.res.DryRun = opt.DryRun
 	if err := p.markSnapshots(ctx, nil); err != nil {
 		return p.res, err
@@ -243,7 +243,7 @@ func (p *pruner) markBlob(id blob.ID, fresh func(blob.ID)) {
 	if _, ok := p.used[id]; ok {
 		return
 	}
-	p.used[id] = struct{}{}
+	p.used[id] = nil
 	if fresh != nil {
 		fresh(id)
 	}
@@ -415,15 +415,15 @@ func (p *pruner) assignHomes() error {
 	})
 	for _, pk := range order {
 		for _, b := range pk.blobs {
-			if _, ok := p.used[b.ID]; ok && p.homes[b.ID] == nil {
-				p.homes[b.ID] = pk
+			if home, ok := p.used[b.ID]; ok && home == nil {
+				p.used[b.ID] = pk
 				pk.used += int64(b.Length)
 			}
 		}
 	}
 	var missing []string
-	for id := range p.used {
-		if p.homes[id] == nil {
+	for id, home := range p.used {
+		if home == nil {
 			missing = append(missing, id.Short())
 		}
 	}
@@ -516,7 +516,7 @@ func (p *pruner) repack(ctx context.Context) error {
 			return fmt.Errorf("repack: read pack %s: %w", pk.id, err)
 		}
 		for _, b := range pk.blobs {
-			if p.homes[b.ID] != pk {
+			if p.used[b.ID] != pk {
 				continue
 			}
 			end := int64(b.Offset) + int64(b.Length)
@@ -531,7 +531,6 @@ func (p *pruner) repack(ctx context.Context) error {
 			if err := p.r.CopyBlob(ctx, b.Type, b.ID, sealed, int(b.RawLen)); err != nil {
 				return fmt.Errorf("repack: %w", err)
 			}
-			p.copied[b.ID] = true
 			p.res.CopiedBlobs++
 			p.res.CopiedBytes += int64(b.Length)
 		}
@@ -718,19 +717,23 @@ func (p *pruner) recheck(ctx context.Context) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	where := map[blob.ID][]*pack{}
+	// Which packs hold the fresh blobs (only those: the repository's
+	// blobs would not all fit in memory twice).
+	where := make(map[blob.ID][]*pack, len(fresh))
+	for _, id := range fresh {
+		where[id] = nil
+	}
 	for _, pk := range p.packs {
 		if !pk.listed {
 			continue
 		}
 		for _, b := range pk.blobs {
-			where[b.ID] = append(where[b.ID], pk)
+			if in, ok := where[b.ID]; ok {
+				where[b.ID] = append(in, pk)
+			}
 		}
 	}
 	for _, id := range fresh {
-		if p.copied[id] {
-			continue
-		}
 		var doomed *pack
 		safe := false
 		for _, pk := range where[id] {
