@@ -131,6 +131,7 @@ func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, op
 	if len(res.Deferred) > 0 {
 		a.printf("%d packs are left for the next prune: clients that started earlier were still running after %s\n", len(res.Deferred), opt.MaxWait)
 	}
-	a.printf("deleted %d packs, freed %s; %s unused remains\n", res.Deleted, b(res.FreedBytes), b(res.RemainingUnused))
+	a.printf("deleted %d packs (%s) and wrote %s of repacked blobs: %s freed; %s unused remains\n",
+		res.Deleted, b(res.FreedBytes), b(res.CopiedBytes), b(max(0, res.FreedBytes-res.CopiedBytes)), b(res.RemainingUnused))
 	return nil
 }
