@@ -160,16 +160,32 @@ func ParsePack(key *crypto.Key, pack []byte) ([]PackedBlob, error) {
 	if len(pack) < 4 {
 		return nil, fmt.Errorf("pack of %d bytes too short: %w", len(pack), ErrCorrupt)
 	}
-	hlen := int64(binary.LittleEndian.Uint32(pack[len(pack)-4:]))
-	if hlen > maxHeaderSize || hlen+4 > int64(len(pack)) {
-		return nil, fmt.Errorf("pack header length %d out of range: %w", hlen, ErrCorrupt)
+	size := int64(len(pack))
+	hlen, err := headerLength(pack[size-4:], size)
+	if err != nil {
+		return nil, err
 	}
-	start := int64(len(pack)) - 4 - hlen
-	hdr, err := key.Open(nil, pack[start:len(pack)-4])
+	return openHeader(key, pack[size-4-hlen:size-4], size-4-hlen)
+}
+
+// headerLength decodes a pack's trailing 4 bytes, the length of its sealed
+// header, and checks that it fits a pack of size bytes.
+func headerLength(tail []byte, size int64) (int64, error) {
+	hlen := int64(binary.LittleEndian.Uint32(tail))
+	if hlen > maxHeaderSize || hlen+4 > size {
+		return 0, fmt.Errorf("pack header length %d out of range: %w", hlen, ErrCorrupt)
+	}
+	return hlen, nil
+}
+
+// openHeader authenticates and decodes the sealed header of a pack whose
+// blobs take dataLen bytes.
+func openHeader(key *crypto.Key, sealed []byte, dataLen int64) ([]PackedBlob, error) {
+	hdr, err := key.Open(nil, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("pack header: %w", err)
 	}
-	return decodePackHeader(hdr, start)
+	return decodePackHeader(hdr, dataLen)
 }
 
 // Index file plaintext: magic, then per pack: pack ID, blob count (uvarint),

@@ -2,7 +2,6 @@ package repo
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -49,21 +48,17 @@ func (r *Repository) LoadPackHeader(ctx context.Context, h backend.Handle, size 
 	if err != nil {
 		return nil, fmt.Errorf("read pack %s header length: %w", h.Name, err)
 	}
-	hlen := int64(binary.LittleEndian.Uint32(tail))
-	if hlen > maxHeaderSize || hlen+4 > size {
-		return nil, fmt.Errorf("pack %s: header length %d out of range: %w", h.Name, hlen, ErrCorrupt)
+	hlen, err := headerLength(tail, size)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", h.Name, err)
 	}
 	sealed, err := r.raw.Load(ctx, h, size-4-hlen, hlen)
 	if err != nil {
 		return nil, fmt.Errorf("read pack %s header: %w", h.Name, err)
 	}
-	hdr, err := r.key.Open(nil, sealed)
+	blobs, err := openHeader(r.key, sealed, size-4-hlen)
 	if err != nil {
-		return nil, fmt.Errorf("pack %s header: %w: %w", h.Name, err, ErrCorrupt)
-	}
-	blobs, err := decodePackHeader(hdr, size-4-hlen)
-	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w", h.Name, err)
+		return nil, fmt.Errorf("pack %s: %w: %w", h.Name, err, ErrCorrupt)
 	}
 	return blobs, nil
 }

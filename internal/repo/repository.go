@@ -292,6 +292,11 @@ func (r *Repository) loadIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return r.loadIndexFiles(ctx, names)
+}
+
+// loadIndexFiles is loadIndex with the index files already listed.
+func (r *Repository) loadIndexFiles(ctx context.Context, names []string) error {
 	merged := map[string]bool{}
 	if r.cacheDir != "" {
 		// A damaged table is only a cache: it is rebuilt below.
@@ -412,7 +417,7 @@ func (r *Repository) revalidateIndex(ctx context.Context) error {
 	r.mu.Lock()
 	r.merged, r.unmerged, r.indexErrs = map[string]bool{}, nil, nil
 	r.mu.Unlock()
-	if err := r.loadIndex(ctx); err != nil {
+	if err := r.loadIndexFiles(ctx, names); err != nil {
 		return fmt.Errorf("read index again after a prune: %w", err)
 	}
 	return nil

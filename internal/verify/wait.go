@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/backend"
@@ -128,10 +129,9 @@ func waiting(ctx context.Context, r *repo.Repository, st *state.DB, opt Options,
 
 // parseObject splits "data/<id>" or "trees/<id>".
 func parseObject(s string) (backend.Handle, bool) {
-	for _, t := range []backend.FileType{backend.Data, backend.Tree} {
-		if p := string(t) + "/"; len(s) > len(p) && s[:len(p)] == p {
-			return backend.Handle{Type: t, Name: s[len(p):]}, true
-		}
+	t, name, ok := strings.Cut(s, "/")
+	if !ok || name == "" || (backend.FileType(t) != backend.Data && backend.FileType(t) != backend.Tree) {
+		return backend.Handle{}, false
 	}
-	return backend.Handle{}, false
+	return backend.Handle{Type: backend.FileType(t), Name: name}, true
 }
