@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/blob"
@@ -90,7 +91,10 @@ func Open(path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	// The path goes into a URI: escape what SQLite would take for the query
+	// ('?'), a fragment ('#') or an escape ('%'), or another file is opened.
+	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	if err != nil {
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
@@ -158,10 +162,16 @@ func (d *DB) History(ctx context.Context, n int) ([]Backup, error) {
 		var b Backup
 		var t, roots string
 		var ms int64
-		if err := rows.Scan(&b.Snapshot, &t, &b.Host, &roots, &b.Mode, &b.Reason, &b.FilesNew, &b.FilesChanged, &b.FilesUnchanged,
-			&b.BytesRead, &b.BytesAdded, &b.TotalBytes, &b.TotalFiles, &b.Errors, &ms); err != nil {
+		// The counts were stored as int64 (SQLite has no unsigned type);
+		// scanning them straight into uint64 fails for values past
+		// MaxInt64, which would make every later History call fail.
+		var c [8]int64
+		if err := rows.Scan(&b.Snapshot, &t, &b.Host, &roots, &b.Mode, &b.Reason, &c[0], &c[1], &c[2],
+			&c[3], &c[4], &c[5], &c[6], &c[7], &ms); err != nil {
 			return nil, fmt.Errorf("read backup history: %w", err)
 		}
+		b.FilesNew, b.FilesChanged, b.FilesUnchanged = uint64(c[0]), uint64(c[1]), uint64(c[2])
+		b.BytesRead, b.BytesAdded, b.TotalBytes, b.TotalFiles, b.Errors = uint64(c[3]), uint64(c[4]), uint64(c[5]), uint64(c[6]), uint64(c[7])
 		b.Time, _ = time.Parse(time.RFC3339Nano, t)
 		_ = json.Unmarshal([]byte(roots), &b.Roots)
 		b.Duration = time.Duration(ms) * time.Millisecond
