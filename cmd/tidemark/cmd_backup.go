@@ -44,19 +44,18 @@ func (a *app) backupCmd() *cobra.Command {
 			}
 			opt.Paths = args
 			if changedFrom != "" {
-				list, err := backup.ReadChangedList(changedFrom)
+				list, err := changes.ReadList(changedFrom)
 				if err != nil {
 					return err
 				}
-				opt.Changed, opt.ChangedSource = list, changedFrom
-			}
-			if opt.Changed == nil {
+				opt.Source = changes.ExternalList(changedFrom, list)
+			} else {
 				j, err := openJournal(stateDir)
 				if err != nil {
 					return err
 				}
 				if j != nil {
-					opt.Journal = backup.ChangeJournal(j)
+					opt.Source = changes.JournalSource(j, changes.DefaultFenceTimeout)
 				}
 			}
 			return a.runBackup(ctx, opt, vopt)
@@ -76,7 +75,7 @@ func (a *app) backupCmd() *cobra.Command {
 	f.StringVar(&stateDir, "state", "", "the change journal's state directory, shared with `tidemark watch` (default $XDG_STATE_HOME/tidemark)")
 	f.BoolVar(&verifyAfter, "verify", false, "after the backup, download and check a few packs within --verify-budget and --verify-requests (see tidemark verify --help)")
 	vf.register(f)
-	f.StringVar(&changedFrom, "changed-from", "", "file listing changed paths (one absolute path per line, e.g. from watchman): merge them into the parent snapshot instead of scanning")
+	f.StringVar(&changedFrom, "changed-from", "", "file listing changed paths (one absolute path per line, e.g. from watchman): merge them into the parent snapshot instead of scanning (the rules of --scan auto apply: settings changes and the policy still force full scans)")
 	return cmd
 }
 
@@ -105,7 +104,13 @@ func (a *app) runBackup(ctx context.Context, opt backup.Options, vopt *verify.Op
 			if p.Parent != nil {
 				parent = p.Parent.ID.Short()
 			}
+			if p.Declined != "" {
+				fmt.Fprintf(a.out, "scan: the journal scan gave up (%s); starting over\n", p.Declined)
+			}
 			fmt.Fprintf(a.out, "scan: %s (%s), parent %s\n", p.Mode, p.Reason, parent)
+		}
+		if bar != nil {
+			bar.stop()
 		}
 		if showBar {
 			var estFiles, estBytes uint64
@@ -165,7 +170,7 @@ func (a *app) runBackup(ctx context.Context, opt backup.Options, vopt *verify.Op
 		a.printf("dirs:  %d new, %d changed, %d unchanged\n", s.DirsNew, s.DirsChanged, s.DirsUnchanged)
 		a.printf("read %s, added %s to the repository (%s before compression), in %s\n",
 			humanBytes(s.BytesRead), humanBytes(s.BytesAdded), humanBytes(s.BytesAddedRaw), s.Duration.Round(time.Millisecond))
-		a.printf("snapshot %s: %s in %d files, %d dirs, %d other\n", sn.ID.Short(), humanBytes(sn.Totals.Bytes), sn.Totals.Files, sn.Totals.Dirs, sn.Totals.Other)
+		a.printf("snapshot %s (%s scan): %s in %d files, %d dirs, %d other\n", sn.ID.Short(), sn.Scan.Mode, humanBytes(sn.Totals.Bytes), sn.Totals.Files, sn.Totals.Dirs, sn.Totals.Other)
 		runVerify() // after the backup's summary, so that its problems follow it
 		if verified {
 			a.printf("%s\n", verifyLine(vres, *vopt))

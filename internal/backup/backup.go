@@ -10,12 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"os"
 	"os/user"
-	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/archive"
@@ -47,17 +46,15 @@ type Options struct {
 	Scan string
 	// Policy forces full scans now and then.
 	Policy planpkg.Policy
-	// Journal is the change journal, nil if none is configured.
-	Journal Journal
-	// Changed, when not nil, is an externally produced list of changed
-	// paths (--changed-from): a scan of their directories is trusted for
-	// everything else.
-	Changed []string
-	// ChangedSource names where Changed came from, for the record.
-	ChangedSource string
+	// Source says what changed since the parent snapshot: the watcher's
+	// journal or an external list (--changed-from); nil for none. The
+	// planner decides whether it can be trusted.
+	Source changes.Source
 	// RacyWindow is passed to the archiver (tests shorten it).
 	RacyWindow time.Duration
-	// Started is called once the plan is made, before scanning.
+	// Started is called once the plan is made, before scanning, and again
+	// if a journal scan declines and the backup starts over with a full
+	// scan (Progress is then reset).
 	Started func(plan Plan)
 }
 
@@ -67,6 +64,9 @@ type Plan struct {
 	Parent *snapshot.Snapshot
 	Mode   string
 	Reason string
+	// Declined, when set, says why an earlier journal scan of this backup
+	// gave up; this plan replaces it.
+	Declined string
 }
 
 // Result is a finished backup.
@@ -145,40 +145,54 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 		return nil, fmt.Errorf("find parent snapshot: %w", err)
 	}
 	settings := SettingsHash(roots, opt.Excludes, opt.OneFileSystem)
-	aopt := archive.Options{Roots: roots, Excludes: ex, OneFileSystem: opt.OneFileSystem, ReadAll: opt.ReadAll, Progress: opt.Progress, RacyWindow: opt.RacyWindow}
-	bplan, err := decide(ctx, st, set, settings, roots, parent, opt, start)
+	req := planpkg.Request{Scan: opt.Scan, Roots: roots, Set: set, Settings: settings, Parent: parent, ReadAll: opt.ReadAll,
+		Policy: opt.Policy, Now: start, Source: opt.Source}
+	if st != nil {
+		req.Local = st
+	}
+	dec, err := planpkg.Make(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	prog := opt.Progress
+	if prog == nil {
+		prog = &archive.Progress{}
+	}
+	aopt := archive.Options{Roots: roots, Excludes: ex, OneFileSystem: opt.OneFileSystem, ReadAll: opt.ReadAll, Progress: prog, RacyWindow: opt.RacyWindow}
 	if parent != nil {
 		aopt.ParentTree = parent.Tree
 	}
-	if bplan.Mode != snapshot.ModeFull {
+	started := func(declined string) {
+		if opt.Started != nil {
+			opt.Started(Plan{Roots: roots, Parent: parent, Mode: dec.Mode, Reason: dec.Reason, Declined: declined})
+		}
+	}
+	if dec.Mode != snapshot.ModeFull {
+		// A parent-assisted or incremental scan: st holds stat records.
 		aopt.Stats, aopt.StatSet = st, set
-		aopt.Changed, aopt.ChangedTrees = bplan.changed, bplan.trees
+		aopt.Changed, aopt.ChangedTrees = dec.Dirs, dec.Trees
 	}
-	plan := bplan.Plan
-	if opt.Started != nil {
-		opt.Started(plan)
-	}
+	started("")
 
 	packedBefore, plainBefore := r.AddedBytes()
 	res, err := archive.Run(ctx, r, aopt)
 	var full *archive.NeedFullScanError
 	if errors.As(err, &full) {
-		if _, err := planpkg.FullScan(opt.Scan, full.Reason); err != nil {
+		// Safety first: scan everything, and say why. What the first
+		// attempt stored is deduplicated, but its counters are not this
+		// snapshot's.
+		if dec, err = dec.Decline(full.Reason); err != nil {
 			return nil, err
 		}
-		// Safety first: scan everything, and say why.
-		plan.Mode = snapshot.ModeParentAssisted
-		plan.Reason = "full scan: " + full.Reason
+		resetProgress(prog)
 		aopt.Changed, aopt.ChangedTrees = nil, nil
+		started(full.Reason)
 		res, err = archive.Run(ctx, r, aopt)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if plan.Mode == snapshot.ModeJournal || plan.Mode == snapshot.ModeExternal {
+	if dec.Incremental() {
 		// Files in untouched subtrees were not visited, but they are
 		// unchanged all the same.
 		res.Summary.FilesUnchanged = res.Totals.Files - res.Summary.FilesNew - res.Summary.FilesChanged
@@ -194,9 +208,14 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	sn := &snapshot.Snapshot{
 		Time: start.UTC(), Host: host, Username: username, Roots: roots, Tree: res.Tree, Tags: opt.Tags,
 		Excludes: opt.Excludes, Settings: settings,
-		Scan: snapshot.ScanInfo{Mode: plan.Mode, Reason: plan.Reason, Cursor: bplan.cursor}, Totals: res.Totals, Summary: res.Summary, Program: Version,
+		Scan: snapshot.ScanInfo{Mode: dec.Mode, Reason: dec.Reason}, Totals: res.Totals, Summary: res.Summary, Program: Version,
 	}
-	if plan.Mode == snapshot.ModeJournal || plan.Mode == snapshot.ModeExternal {
+	if !dec.Cursor.IsZero() {
+		if sn.Scan.Cursor, err = json.Marshal(dec.Cursor); err != nil {
+			return nil, fmt.Errorf("record the cursor: %w", err)
+		}
+	}
+	if dec.Incremental() {
 		sn.Scan.JournalSinceFull, sn.Scan.LastFull = parent.Scan.JournalSinceFull+1, parent.Scan.LastFull
 	} else {
 		sn.Scan.LastFull = start.UTC()
@@ -231,19 +250,26 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 			return nil, err
 		}
 		if err := st.RecordBackup(ctx, state.Backup{Snapshot: sn.ID.String(), Time: sn.Time, Host: host, Roots: roots,
-			Mode: plan.Mode, Reason: plan.Reason, FilesNew: res.Summary.FilesNew, FilesChanged: res.Summary.FilesChanged,
+			Mode: dec.Mode, Reason: dec.Reason, FilesNew: res.Summary.FilesNew, FilesChanged: res.Summary.FilesChanged,
 			FilesUnchanged: res.Summary.FilesUnchanged, BytesRead: res.Summary.BytesRead, BytesAdded: sn.Summary.BytesAdded,
 			TotalBytes: res.Totals.Bytes, TotalFiles: res.Totals.Files, Errors: res.Summary.Errors, Duration: sn.Summary.Duration}); err != nil {
 			return nil, err
 		}
 	}
-	if bplan.cursor != nil && opt.Journal != nil {
+	if !dec.Cursor.IsZero() {
 		// Records up to this cursor are no longer needed by this set.
-		if err := opt.Journal.Release(fmt.Sprintf("%x", set), bplan.cursor); err != nil {
+		if err := opt.Source.Release(fmt.Sprintf("%x", set), dec.Cursor); err != nil {
 			return nil, fmt.Errorf("release journal records: %w", err)
 		}
 	}
 	return &Result{Snapshot: sn, Parent: parent, Errors: res.Errors}, nil
+}
+
+// resetProgress starts the counters afresh for a second attempt.
+func resetProgress(p *archive.Progress) {
+	for _, c := range []*atomic.Uint64{&p.Files, &p.Dirs, &p.Bytes, &p.BytesRead, &p.Errors} {
+		c.Store(0)
+	}
 }
 
 // SetSettings are the stored settings of a backup set.
@@ -253,216 +279,6 @@ type SetSettings struct {
 	Excludes      []string       `json:"excludes,omitempty"`
 	OneFileSystem bool           `json:"one_file_system,omitempty"`
 	Policy        planpkg.Policy `json:"full_scan_policy"`
-}
-
-// Journal is what a backup needs of a change journal. Cursors are opaque.
-type Journal interface {
-	// Fence proves that every change made so far is recorded and returns
-	// the position after them.
-	Fence(ctx context.Context, roots []string) (json.RawMessage, error)
-	// Since returns what may have changed between two cursors, or an
-	// error (a gap) when the record is not provably complete; the error's
-	// text is the reason.
-	Since(ctx context.Context, from, to json.RawMessage, roots []string) (Delta, error)
-	// Release says the backup set no longer needs records up to c.
-	Release(set string, c json.RawMessage) error
-}
-
-// Delta is a change journal's answer.
-type Delta struct {
-	// Dirs must be listed again; Trees scanned whole.
-	Dirs, Trees []string
-	// Inodes changed whose paths are unknown; they matter only if the
-	// previous backup held them as hard-linked files.
-	Inodes []state.DevIno
-	// Links are hard-linked files that changed, by the path and inode
-	// seen then. Listing the path's directory meets the file (and the
-	// scan declines); a path that no longer holds that inode means the
-	// link is gone and its other links cannot be found without a full
-	// scan.
-	Links []Link
-	// FullScan, when set, says why the delta cannot be used after all.
-	FullScan string
-}
-
-// Link is a path of a hard-linked file and the inode it held.
-type Link struct {
-	Path string
-	state.DevIno
-}
-
-// decision is the plan plus what the scan needs to carry it out.
-type decision struct {
-	Plan
-	changed, trees []string
-	cursor         json.RawMessage
-}
-
-// decide picks the scan mode and its reason. Every rule is in plan.Decide
-// or here, in this order: forced and impossible cases, then the fence,
-// then the journal's answer.
-func decide(ctx context.Context, st *state.DB, set []byte, settings string, roots []string, parent *snapshot.Snapshot, opt Options, now time.Time) (decision, error) {
-	d := decision{Plan: Plan{Roots: roots, Parent: parent}}
-	if err := opt.Policy.Validate(); err != nil {
-		return d, err
-	}
-	hasStats := false
-	noStats := "the local stat cache has no records for these paths (new machine or deleted cache): every file is read"
-	if st != nil && parent != nil {
-		var err error
-		if hasStats, err = st.HasDirStats(set); err != nil {
-			return d, err
-		}
-		if !hasStats {
-			rebuilt, err := st.Rebuilt(ctx)
-			if err != nil {
-				return d, err
-			}
-			if !rebuilt.IsZero() {
-				noStats = fmt.Sprintf("the local cache was rebuilt from the repository (tidemark cache rebuild, %s) and has no stat records for these paths: every file is read",
-					rebuilt.Local().Format("2006-01-02 15:04"))
-			}
-		}
-	}
-	// The full-scan fallbacks: read everything, or walk everything and
-	// skip files whose metadata matches the parent.
-	fullScan := func(reason string) decision {
-		switch {
-		case parent == nil:
-			d.Mode = snapshot.ModeFull
-		case opt.ReadAll:
-			d.Mode, reason = snapshot.ModeFull, "--read-all: every file is read"
-		case st == nil:
-			d.Mode, reason = snapshot.ModeFull, "no local state database: every file is read"
-		case !hasStats:
-			d.Mode, reason = snapshot.ModeFull, noStats
-		default:
-			d.Mode = snapshot.ModeParentAssisted
-			reason += fmt.Sprintf("; files whose size, mtime, ctime, inode and device match parent snapshot %s are not read", parent.ID.Short())
-		}
-		d.Reason = reason
-		return d
-	}
-	if opt.Changed != nil {
-		if parent == nil || !hasStats || opt.ReadAll {
-			return fullScan("no parent snapshot to merge --changed-from into"), nil
-		}
-		d.Mode, d.changed = snapshot.ModeExternal, changedDirs(opt.Changed)
-		d.Reason = fmt.Sprintf("changed paths from %s (%d entries); everything else is taken from parent snapshot %s unchecked", opt.ChangedSource, len(opt.Changed), parent.ID.Short())
-		return d, nil
-	}
-	// Take the cursor first, whatever this backup then does: the next
-	// backup needs it to use the journal.
-	var gap string
-	if opt.Journal == nil {
-		gap = "no change journal: start `tidemark watch` for these paths"
-	} else {
-		c, err := opt.Journal.Fence(ctx, roots)
-		if err != nil {
-			if ctx.Err() != nil {
-				return d, ctx.Err()
-			}
-			gap = err.Error()
-		} else {
-			d.cursor = c
-		}
-	}
-	in := planpkg.Input{Scan: opt.Scan, Settings: settings, HasStatCache: hasStats && !opt.ReadAll, Policy: opt.Policy, Now: now}
-	if parent != nil {
-		in.Parent = &planpkg.Parent{Cursor: string(parent.Scan.Cursor), Settings: parent.Settings,
-			JournalSinceFull: parent.Scan.JournalSinceFull, LastFull: parent.Scan.LastFull}
-	}
-	pd, err := planpkg.Decide(in)
-	if err != nil {
-		return d, err
-	}
-	if !pd.TryJournal {
-		return fullScan(pd.Reason), nil
-	}
-	fail := func(reason string) (decision, error) {
-		pd, err := planpkg.FullScan(opt.Scan, reason)
-		if err != nil {
-			return d, err
-		}
-		return fullScan(pd.Reason), nil
-	}
-	if d.cursor == nil {
-		return fail(gap)
-	}
-	delta, err := opt.Journal.Since(ctx, parent.Scan.Cursor, d.cursor, roots)
-	if err != nil {
-		if ctx.Err() != nil {
-			return d, ctx.Err()
-		}
-		return fail(err.Error())
-	}
-	if delta.FullScan != "" {
-		return fail(delta.FullScan)
-	}
-	for _, l := range delta.Links {
-		var st unix.Stat_t
-		if err := unix.Lstat(l.Path, &st); err != nil || st.Dev != l.Dev || st.Ino != l.Ino {
-			return fail(fmt.Sprintf("a hard-linked file changed and its link %s is gone", l.Path))
-		}
-	}
-	for _, in := range delta.Inodes {
-		has := true // without records, assume the worst
-		if st != nil {
-			if has, err = st.HasLink(ctx, set, in); err != nil {
-				return d, err
-			}
-		}
-		if has {
-			return fail(fmt.Sprintf("a hard-linked file of this backup (inode %d) changed through a path outside it", in.Ino))
-		}
-	}
-	d.Mode, d.changed, d.trees = snapshot.ModeJournal, delta.Dirs, delta.Trees
-	if d.changed == nil {
-		d.changed = []string{}
-	}
-	d.Reason = fmt.Sprintf("change journal: %d directories changed, %d new subtrees since parent snapshot %s", len(delta.Dirs), len(delta.Trees), parent.ID.Short())
-	return d, nil
-}
-
-// changedDirs turns changed paths into the directories to list again: the
-// parent of each (its entry changed) and the path itself (in case it is a
-// directory whose entries changed).
-func changedDirs(paths []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(p string) {
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	for _, p := range paths {
-		p = filepath.Clean(p)
-		add(p)
-		add(filepath.Dir(p))
-	}
-	sort.Strings(out)
-	return out
-}
-
-// ReadChangedList reads --changed-from: absolute paths, one per line.
-func ReadChangedList(name string) ([]string, error) {
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, fmt.Errorf("--changed-from: %w", err)
-	}
-	out := []string{}
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimRight(line, "\r")
-		if line == "" {
-			continue
-		}
-		if !filepath.IsAbs(line) {
-			return nil, fmt.Errorf("--changed-from %s line %d: %q is not an absolute path", name, i+1, line)
-		}
-		out = append(out, line)
-	}
-	return out, nil
 }
 
 // findParent returns the newest snapshot of the set. The state database

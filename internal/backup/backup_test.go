@@ -12,6 +12,7 @@ import (
 	"github.com/tidemark/tidemark/internal/backend/local"
 	"github.com/tidemark/tidemark/internal/backup"
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/changes"
 	"github.com/tidemark/tidemark/internal/crypto"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
@@ -375,7 +376,7 @@ func TestJournalScanEqualsFullScan(t *testing.T) {
 				time.Sleep(2 * racy)
 			}
 			inc, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy,
-				Changed: m.takeTouched(), ChangedSource: "the test"})
+				Source: changes.ExternalList("the test", m.takeTouched())})
 			if err != nil {
 				rt.Fatal(err)
 			}

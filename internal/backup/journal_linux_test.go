@@ -76,7 +76,7 @@ func runJournalOracle(t *testing.T, inotify bool, checks int) {
 	watched := filepath.Join(base, "watched")
 	os.MkdirAll(watched, 0o755)
 	j := startWatcher(t, watched, inotify)
-	jr := backup.ChangeJournal(j)
+	jr := changes.JournalSource(j, changes.DefaultFenceTimeout)
 	n := 0
 	modes := map[string]int{}
 	prop := journalOracleProp(t, base, watched, jr, &n, modes)
@@ -108,7 +108,7 @@ func rapidChecks() int {
 	return 100
 }
 
-func journalOracleProp(t *testing.T, base, watched string, jr backup.Journal, n *int, modes map[string]int) func(*rapid.T) {
+func journalOracleProp(t *testing.T, base, watched string, jr changes.Source, n *int, modes map[string]int) func(*rapid.T) {
 	return func(rt *rapid.T) {
 		*n++
 		n := *n
@@ -123,7 +123,7 @@ func journalOracleProp(t *testing.T, base, watched string, jr backup.Journal, n 
 		for i, k := 0, rapid.IntRange(0, 8).Draw(rt, "setup"); i < k; i++ {
 			m.mutate(rt)
 		}
-		first, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy, Journal: jr})
+		first, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy, Source: jr})
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func journalOracleProp(t *testing.T, base, watched string, jr backup.Journal, n 
 			if rapid.Bool().Draw(rt, "settle") {
 				time.Sleep(2 * racy)
 			}
-			inc, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy, Journal: jr})
+			inc, err := backup.Run(ctx, r, db, backup.Options{Paths: []string{src}, Host: host, RacyWindow: racy, Source: jr})
 			if err != nil {
 				rt.Fatal(err)
 			}

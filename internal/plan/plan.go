@@ -1,7 +1,9 @@
 // Package plan makes the one decision that shapes every backup: scan the
-// whole tree, or trust a change journal and list only what it reports, and
-// why. Every rule lives here, so the reason a backup gives is always the
-// rule that decided it.
+// whole tree, or trust a change source (the watcher's journal, an external
+// list) and list only what it reports, and why. Every rule lives here, so
+// the reason a backup gives is always the rule that decided it: Decide
+// holds the rules that need no I/O, Make asks the source and the local
+// state, and Decision.Decline handles a scan that finds it cannot go on.
 package plan
 
 import (
@@ -109,10 +111,13 @@ type Input struct {
 	HasStatCache bool
 	Policy       Policy
 	Now          time.Time
+	// Vouched: the changes come from a list its author vouches for since
+	// the parent snapshot (--changed-from), so no cursor is needed.
+	Vouched bool
 }
 
-// Decision says whether to try the journal, and if not, why.
-type Decision struct {
+// Verdict says whether to try the change source, and if not, why.
+type Verdict struct {
 	// TryJournal: ask the change journal for the delta since the parent's
 	// cursor; a gap still forces a full scan.
 	TryJournal bool
@@ -123,19 +128,19 @@ type Decision struct {
 // Decide applies the rules in order. With Scan "journal" a reason to scan
 // fully is returned as an error instead, so the user gets a clear failure
 // rather than a silent full scan.
-func Decide(in Input) (Decision, error) {
-	full := func(reason string) (Decision, error) { return FullScan(in.Scan, reason) }
+func Decide(in Input) (Verdict, error) {
+	full := func(reason string) (Verdict, error) { return FullScan(in.Scan, reason) }
 	switch in.Scan {
 	case "", ScanAuto, ScanJournal:
 	case ScanFull:
-		return Decision{Reason: "forced by --scan full"}, nil
+		return Verdict{Reason: "forced by --scan full"}, nil
 	default:
-		return Decision{}, fmt.Errorf("--scan %q: want auto, full or journal", in.Scan)
+		return Verdict{}, fmt.Errorf("--scan %q: want auto, full or journal", in.Scan)
 	}
 	switch {
 	case in.Parent == nil:
 		return full("no parent snapshot")
-	case in.Parent.Cursor == "":
+	case in.Parent.Cursor == "" && !in.Vouched:
 		return full("no cursor: the parent snapshot was not taken with the change journal")
 	case in.Parent.Settings != in.Settings:
 		return full("settings changed (roots, excludes or options) since the parent snapshot")
@@ -152,16 +157,16 @@ func Decide(in Input) (Decision, error) {
 	if p.Window != "" && InWindow(p.Window, in.Now) {
 		return full(fmt.Sprintf("forced by policy: inside the full-scan window %s", p.Window))
 	}
-	return Decision{TryJournal: true}, nil
+	return Verdict{TryJournal: true}, nil
 }
 
 // FullScan is the decision to scan fully for reason, or, when the user
 // demanded the journal (--scan journal), the error saying why it cannot be
-// used. The backup calls it too, for reasons found after Decide (a gap in
-// the journal, a scan that declines).
-func FullScan(scan, reason string) (Decision, error) {
+// used. Make and Decline call it too, for reasons found after Decide (a gap
+// in the journal, a scan that declines).
+func FullScan(scan, reason string) (Verdict, error) {
 	if scan == ScanJournal {
-		return Decision{}, fmt.Errorf("--scan journal: cannot use the change journal: %s", reason)
+		return Verdict{}, fmt.Errorf("--scan journal: cannot use the change journal: %s", reason)
 	}
-	return Decision{Reason: reason}, nil
+	return Verdict{Reason: reason}, nil
 }

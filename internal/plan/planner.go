@@ -1,0 +1,238 @@
+package plan
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/tidemark/tidemark/internal/changes"
+	"github.com/tidemark/tidemark/internal/snapshot"
+	"github.com/tidemark/tidemark/internal/state"
+)
+
+// Local is what the decision needs of the local state database.
+type Local interface {
+	// HasDirStats reports whether the stat cache holds rows of the set.
+	HasDirStats(set []byte) (bool, error)
+	// Rebuilt is when `cache rebuild` recreated the cache (zero: never).
+	Rebuilt(ctx context.Context) (time.Time, error)
+	// HasLink reports whether the set's last scan met the inode as a
+	// multiply-linked file.
+	HasLink(ctx context.Context, set []byte, in state.DevIno) (bool, error)
+}
+
+// Request is everything a backup's scan decision depends on.
+type Request struct {
+	// Scan is what the user asked for: ScanAuto (or ""), ScanFull,
+	// ScanJournal.
+	Scan  string
+	Roots []string
+	// Set keys the backup set's rows in the local state.
+	Set []byte
+	// Settings is this backup's settings hash.
+	Settings string
+	// Parent is the parent snapshot, nil for none.
+	Parent *snapshot.Snapshot
+	// ReadAll reads every file (--read-all).
+	ReadAll bool
+	Policy  Policy
+	Now     time.Time
+	// Source says what changed; nil when none is configured.
+	Source changes.Source
+	// Local is the state database; nil without one (--no-cache).
+	Local Local
+}
+
+// Decision is how a backup scans, and why.
+type Decision struct {
+	// Mode is one of the snapshot.Mode* values.
+	Mode   string
+	Reason string
+	// Dirs are the directories to list again and Trees the directories to
+	// scan whole, in the journal and external-list modes; Dirs is not nil
+	// there, even when nothing changed.
+	Dirs, Trees []string
+	// Cursor is the source's position to record with the snapshot (taken
+	// after a fence, before scanning); zero for none.
+	Cursor changes.Cursor
+
+	req      Request
+	hasStats bool
+	noStats  string
+}
+
+// Incremental reports whether the scan lists only what the source reported.
+func (d Decision) Incremental() bool {
+	return d.Mode == snapshot.ModeJournal || d.Mode == snapshot.ModeExternal
+}
+
+// Make decides how a backup scans. Every rule is applied here or in
+// Decide, in this order: the user's request and the cases that rule the
+// source out (no parent, no cursor, changed settings, no stat cache, the
+// forced-full-scan policy), then the fence, then the source's answer and
+// what it implies for hard links. The fence comes first whatever happens
+// next, so that even a full scan records a cursor for the next backup.
+func Make(ctx context.Context, req Request) (Decision, error) {
+	d := Decision{req: req}
+	if err := req.Policy.Validate(); err != nil {
+		return d, err
+	}
+	d.noStats = "the local stat cache has no records for these paths (new machine or deleted cache): every file is read"
+	if req.Local != nil && req.Parent != nil {
+		var err error
+		if d.hasStats, err = req.Local.HasDirStats(req.Set); err != nil {
+			return d, fmt.Errorf("read the stat cache: %w", err)
+		}
+		if !d.hasStats {
+			rebuilt, err := req.Local.Rebuilt(ctx)
+			if err != nil {
+				return d, fmt.Errorf("read the state database: %w", err)
+			}
+			if !rebuilt.IsZero() {
+				d.noStats = fmt.Sprintf("the local cache was rebuilt from the repository (tidemark cache rebuild, %s) and has no stat records for these paths: every file is read",
+					rebuilt.Local().Format("2006-01-02 15:04"))
+			}
+		}
+	}
+
+	gap := "no change journal: start `tidemark watch` for these paths"
+	fenced := false
+	if req.Source != nil {
+		c, err := req.Source.Fence(ctx, req.Roots)
+		switch {
+		case err == nil:
+			d.Cursor, fenced = c, true
+		case ctx.Err() != nil:
+			return d, ctx.Err()
+		default:
+			gap = err.Error()
+		}
+	}
+
+	in := Input{Scan: req.Scan, Settings: req.Settings, HasStatCache: d.hasStats && !req.ReadAll, Policy: req.Policy, Now: req.Now,
+		Vouched: req.Source != nil && req.Source.Kind() == changes.KindExternal}
+	if p := req.Parent; p != nil {
+		in.Parent = &Parent{Cursor: string(p.Scan.Cursor), Settings: p.Settings, JournalSinceFull: p.Scan.JournalSinceFull, LastFull: p.Scan.LastFull}
+	}
+	pd, err := Decide(in)
+	if err != nil {
+		return d, err
+	}
+	if !pd.TryJournal {
+		return d.fullScan(pd.Reason), nil
+	}
+	if !fenced {
+		return d.Decline(gap)
+	}
+	var from changes.Cursor
+	if len(req.Parent.Scan.Cursor) > 0 {
+		if err := json.Unmarshal(req.Parent.Scan.Cursor, &from); err != nil {
+			return d.Decline(fmt.Sprintf("the parent snapshot's cursor is unreadable: %v", err))
+		}
+	}
+	delta, err := req.Source.Since(ctx, from, d.Cursor, req.Roots)
+	if err != nil {
+		if ctx.Err() != nil {
+			return d, ctx.Err()
+		}
+		if !errors.Is(err, changes.ErrGap) {
+			err = fmt.Errorf("%s error: %w", req.Source.Describe(), err)
+		}
+		return d.Decline(err.Error())
+	}
+	dirs, reason, err := d.linkRules(ctx, delta)
+	if err != nil {
+		return d, err
+	}
+	if reason != "" {
+		return d.Decline(reason)
+	}
+	d.Dirs, d.Trees = dirs, delta.Trees
+	short := req.Parent.ID.Short()
+	if in.Vouched {
+		d.Mode = snapshot.ModeExternal
+		d.Reason = fmt.Sprintf("%s; everything else is taken from parent snapshot %s unchecked", req.Source.Describe(), short)
+	} else {
+		d.Mode = snapshot.ModeJournal
+		d.Reason = fmt.Sprintf("%s: %d directories changed, %d new subtrees since parent snapshot %s", req.Source.Describe(), len(dirs), len(delta.Trees), short)
+	}
+	return d, nil
+}
+
+// linkRules applies what a delta says about hard links. A changed inode
+// concerns every link to it, and only a full scan finds links in
+// directories the delta does not name:
+//   - a changed file known by a path: its directory is listed, and the scan
+//     declines (archive.NeedFullScanError) if the file is multiply linked
+//     there; if that path no longer holds the inode, the link is gone and
+//     the others cannot be found, so scan fully;
+//   - known only by inode: scan fully if the set's last scan met that inode
+//     as a hard-linked file (without link records, assume it did);
+//   - known by neither: scan fully.
+//
+// It returns the directories to list, or the reason to scan fully.
+func (d Decision) linkRules(ctx context.Context, delta changes.Delta) (dirs []string, reason string, err error) {
+	dirs = append([]string{}, delta.Dirs...)
+	for _, in := range delta.Inodes {
+		switch {
+		case in.Path != "":
+			dirs = append(dirs, filepath.Dir(in.Path))
+			if in.Ino == 0 {
+				continue
+			}
+			dev, ino, err := fileIdentity(in.Path)
+			if err != nil || dev != in.Dev || ino != in.Ino {
+				return nil, fmt.Sprintf("a hard-linked file changed and its link %s is gone", in.Path), nil
+			}
+		case in.Ino == 0:
+			return nil, "a hard-linked file changed and neither its path nor its inode is known", nil
+		default:
+			has := true
+			if d.req.Local != nil {
+				if has, err = d.req.Local.HasLink(ctx, d.req.Set, state.DevIno{Dev: in.Dev, Ino: in.Ino}); err != nil {
+					return nil, "", fmt.Errorf("read hard-link records: %w", err)
+				}
+			}
+			if has {
+				return nil, fmt.Sprintf("a hard-linked file of this backup (inode %d) changed through a path outside it", in.Ino), nil
+			}
+		}
+	}
+	return dirs, "", nil
+}
+
+// Decline gives up on the source for reason (a gap, or a journal scan that
+// met something it cannot handle with the directories it was given) and
+// returns the full-scan decision, keeping the cursor taken; with --scan
+// journal it returns the error saying why the journal cannot be used.
+func (d Decision) Decline(reason string) (Decision, error) {
+	if _, err := FullScan(d.req.Scan, reason); err != nil {
+		return d, err
+	}
+	return d.fullScan(reason), nil
+}
+
+// fullScan turns d into a full scan for reason: every file is read when
+// nothing can vouch for their metadata, else the whole tree is walked and
+// files whose metadata matches the parent are not read.
+func (d Decision) fullScan(reason string) Decision {
+	d.Dirs, d.Trees = nil, nil
+	switch {
+	case d.req.Parent == nil:
+		d.Mode = snapshot.ModeFull
+	case d.req.ReadAll:
+		d.Mode, reason = snapshot.ModeFull, "--read-all: every file is read"
+	case d.req.Local == nil:
+		d.Mode, reason = snapshot.ModeFull, "no local state database: every file is read"
+	case !d.hasStats:
+		d.Mode, reason = snapshot.ModeFull, d.noStats
+	default:
+		d.Mode = snapshot.ModeParentAssisted
+		reason += fmt.Sprintf("; files whose size, mtime, ctime, inode and device match parent snapshot %s are not read", d.req.Parent.ID.Short())
+	}
+	d.Reason = reason
+	return d
+}
