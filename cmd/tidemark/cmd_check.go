@@ -6,10 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/check"
-	"github.com/tidemark/tidemark/internal/repo"
 )
 
-func (a *app) checkCmd() *cobra.Command {
+func (a *cli) checkCmd() *cobra.Command {
 	var opt check.Options
 	var subset string
 	cmd := &cobra.Command{
@@ -24,35 +23,21 @@ func (a *app) checkCmd() *cobra.Command {
 				}
 				opt.ReadData, opt.SubsetFraction, opt.SubsetN, opt.SubsetT = true, f, n, t
 			}
-			// Steady: a prune replacing index files under a running check
-			// would make it report blobs as missing.
-			r, _, release, err := a.openLocked(ctx, repo.LockSteady, "check")
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
-			defer release()
-			var problems []check.Problem
-			sum, err := check.Run(ctx, r, opt, func(p check.Problem) {
-				problems = append(problems, p)
-				if !a.jsonOut {
-					where := p.Object
-					if p.Path != "" {
-						where += " (" + p.Path + ")"
-					}
-					fmt.Fprintf(a.errOut, "problem: %s: %s: %s\n", p.Kind, where, p.Err)
-				}
-			})
+			defer r.Close()
+			res, err := r.Check(ctx, opt, a.report)
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				if problems == nil {
-					problems = []check.Problem{}
-				}
-				if err := a.printJSON(map[string]any{"summary": sum, "problems": problems}); err != nil {
+				if err := a.printJSON(res); err != nil {
 					return err
 				}
 			} else {
+				sum := res.Summary
 				a.printf("checked %d snapshots, %d trees, %d blobs in %d packs", sum.Snapshots, sum.Trees, sum.Blobs, sum.Packs)
 				if opt.ReadData {
 					a.printf("; read %d packs (%s)", sum.PacksRead, humanBytes(uint64(sum.BytesRead)))
@@ -62,8 +47,8 @@ func (a *app) checkCmd() *cobra.Command {
 					a.printf("%d packs are not referenced by the index (left by an interrupted backup; harmless)\n", sum.UnreferencedPacks)
 				}
 			}
-			if len(problems) > 0 {
-				return fmt.Errorf("check found %d problems", len(problems))
+			if len(res.Problems) > 0 {
+				return fmt.Errorf("check found %d problems", len(res.Problems))
 			}
 			a.printf("no problems found\n")
 			return nil

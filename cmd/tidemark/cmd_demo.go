@@ -8,16 +8,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/tidemark/tidemark/internal/backend/local"
-	"github.com/tidemark/tidemark/internal/backup"
+	"github.com/tidemark/tidemark/internal/app"
+	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/check"
 	"github.com/tidemark/tidemark/internal/gentree"
-	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/restore"
-	"github.com/tidemark/tidemark/internal/state"
 )
 
-func (a *app) demoCmd() *cobra.Command {
+func (a *cli) demoCmd() *cobra.Command {
 	var dir string
 	var files int
 	var keep bool
@@ -45,7 +43,7 @@ func (a *app) demoCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) runDemo(ctx context.Context, dir string, files int) error {
+func (a *cli) runDemo(ctx context.Context, dir string, files int) error {
 	src, repoDir, target := filepath.Join(dir, "source"), filepath.Join(dir, "repo"), filepath.Join(dir, "restore")
 	a.printf("demo in %s\n", dir)
 	gs, err := gentree.Generate(src, gentree.Spec{Files: files, Seed: 1})
@@ -57,33 +55,25 @@ func (a *app) runDemo(ctx context.Context, dir string, files int) error {
 	// ctime could still change within the same clock tick); wait so the
 	// second backup shows the steady state.
 	time.Sleep(1100 * time.Millisecond)
-	be, err := local.Create(repoDir)
-	if err != nil {
-		return err
-	}
-	opt := a.repoOptions()
-	opt.CacheDir = nil
-	r, err := repo.Init(ctx, be, []byte("demo password"), opt)
+	opt := a.options(false)
+	opt.Repository, opt.CacheDir, opt.NoCache = repoDir, filepath.Join(dir, "cache"), false
+	opt.Password = func() ([]byte, error) { return []byte("demo password"), nil }
+	r, err := app.Init(ctx, opt)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	st, err := state.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	a.printf("created repository %s (password %q)\n", repoDir, "demo password")
 	run := func(label string) error {
 		t := time.Now()
-		res, err := backup.Run(ctx, r, st, backup.Options{Paths: []string{src}})
+		res, err := r.Backup(ctx, app.BackupOptions{Paths: []string{src}, NoJournal: true})
 		if err != nil {
 			return err
 		}
-		s := res.Snapshot.Summary
+		s := res.Summary
 		a.printf("%s: snapshot %s, %s scan, %d new / %d changed / %d unchanged files, read %s, added %s, total %s in %d files, %s\n",
-			label, res.Snapshot.ID.Short(), res.Snapshot.Scan.Mode, s.FilesNew, s.FilesChanged, s.FilesUnchanged,
-			humanBytes(s.BytesRead), humanBytes(s.BytesAdded), humanBytes(res.Snapshot.Totals.Bytes), res.Snapshot.Totals.Files,
+			label, res.ID.Short(), res.Scan.Mode, s.FilesNew, s.FilesChanged, s.FilesUnchanged,
+			humanBytes(s.BytesRead), humanBytes(s.BytesAdded), humanBytes(res.Totals.Bytes), res.Totals.Files,
 			time.Since(t).Round(time.Millisecond))
 		return nil
 	}
@@ -99,11 +89,7 @@ func (a *app) runDemo(ctx context.Context, dir string, files int) error {
 	if err := run("second backup"); err != nil {
 		return err
 	}
-	sn, err := latestSnapshot(ctx, r)
-	if err != nil {
-		return err
-	}
-	res, err := restore.Run(ctx, r, sn.Tree, restore.Options{Target: target, Owners: os.Geteuid() == 0})
+	res, err := r.Restore(ctx, app.RestoreOptions{Snapshot: "latest", Options: restore.Options{Target: target}})
 	if err != nil {
 		return err
 	}
@@ -114,18 +100,21 @@ func (a *app) runDemo(ctx context.Context, dir string, files int) error {
 		return fmt.Errorf("restored tree differs from the source: %w", err)
 	}
 	a.printf("restored %d files (%s) to %s: identical to the source\n", res.Files, humanBytes(res.Bytes), target)
-	sum, err := check.Run(ctx, r, check.Options{ReadData: true}, func(p check.Problem) {
-		fmt.Fprintf(a.errOut, "problem: %s %s: %s\n", p.Kind, p.Object, p.Err)
-	})
+	chk, err := r.Check(ctx, check.Options{ReadData: true}, a.report)
 	if err != nil {
 		return err
 	}
-	if sum.Problems > 0 {
-		return fmt.Errorf("check found %d problems", sum.Problems)
+	if n := len(chk.Problems); n > 0 {
+		return fmt.Errorf("check found %d problems", n)
 	}
-	a.printf("check --read-data: %d packs, %d blobs verified, no problems\n", sum.PacksRead, sum.Blobs)
+	a.printf("check --read-data: %d packs, %d blobs verified, no problems\n", chk.Summary.PacksRead, chk.Summary.Blobs)
 	if a.jsonOut {
-		return a.printJSON(map[string]any{"ok": true, "dir": dir, "files": gs.Files, "snapshot": sn.ID})
+		return a.printJSON(struct {
+			OK       bool    `json:"ok"`
+			Dir      string  `json:"dir"`
+			Files    int     `json:"files"`
+			Snapshot blob.ID `json:"snapshot"`
+		}{true, dir, gs.Files, res.Snapshot})
 	}
 	return nil
 }

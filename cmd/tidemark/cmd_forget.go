@@ -2,31 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/tidemark/tidemark/internal/backend"
-	"github.com/tidemark/tidemark/internal/prune"
-	"github.com/tidemark/tidemark/internal/repo"
+	"github.com/tidemark/tidemark/internal/app"
 	"github.com/tidemark/tidemark/internal/retention"
-	"github.com/tidemark/tidemark/internal/snapshot"
 )
 
-// forgetJSON is one snapshot's fate in `forget --json`.
-type forgetJSON struct {
-	ID      string    `json:"id"`
-	Time    time.Time `json:"time"`
-	Group   string    `json:"group"`
-	Keep    bool      `json:"keep"`
-	Reasons []string  `json:"reasons,omitempty"`
-	Removed bool      `json:"removed"`
-}
-
-func (a *app) forgetCmd() *cobra.Command {
+func (a *cli) forgetCmd() *cobra.Command {
 	var (
 		p                 retention.Policy
 		within, tiers, tz string
@@ -77,105 +62,42 @@ Examples:
 				}
 				p.Location = loc
 			}
-			if p.Empty() {
-				return errors.New("forget: no policy given (use --keep-* or --retention); refusing to forget every snapshot")
-			}
-			for _, n := range []int{p.Last, p.Hourly, p.Daily, p.Weekly, p.Monthly, p.Yearly} {
-				if n < 0 {
-					return errors.New("forget: --keep-* counts must not be negative")
-				}
-			}
-			group, err := grouper(groupBy)
-			if err != nil {
+			opt := app.ForgetOptions{Policy: p, GroupBy: groupBy, DryRun: dryRun}
+			if err := opt.Validate(); err != nil {
 				return err
 			}
-			r, err := a.openRepo(ctx)
+			if doPrune {
+				popt, err := pf.options()
+				if err != nil {
+					return err
+				}
+				opt.Prune = &popt
+			}
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			var popt prune.Options
-			if doPrune {
-				if popt, err = pf.options(); err != nil {
-					return err
-				}
+			res, ferr := r.Forget(ctx, opt, a.report)
+			if res == nil {
+				return ferr
 			}
-			var lock *repo.Lock
-			if !dryRun {
-				// Forget only removes snapshot records: backups may go on.
-				if lock, err = r.LockMode(ctx, repo.LockPrune, "forget"); err != nil {
-					return err
-				}
-				defer lock.Unlock()
-			}
-			sns, errs, err := snapshot.All(ctx, r)
-			if err != nil {
-				return err
-			}
-			for _, e := range errs {
-				fmt.Fprintf(a.errOut, "warning: %v (left alone)\n", e)
-			}
-			items := make([]retention.Item, len(sns))
-			for i, sn := range sns {
-				items[i] = retention.Item{ID: sn.ID.String(), Time: sn.Time, Group: group(sn), Tags: sn.Tags}
-			}
-			ds := retention.Apply(items, p, time.Now())
-			var out []forgetJSON
-			forgotten, removed, failed := 0, 0, 0
-			lastGroup := "\x00"
-			for _, d := range ds {
-				fj := forgetJSON{ID: d.Item.ID, Time: d.Item.Time, Group: d.Item.Group, Keep: d.Keep, Reasons: d.Reasons}
-				if !d.Keep {
-					forgotten++
-				}
-				if !d.Keep && !dryRun {
-					if err := r.Backend().Remove(ctx, backend.Handle{Type: backend.Snapshot, Name: d.Item.ID}); err != nil && !errors.Is(err, backend.ErrNotFound) {
-						fmt.Fprintf(a.errOut, "error: remove snapshot %s: %v\n", d.Item.ID[:8], err)
-						failed++
-					} else {
-						fj.Removed = true
-						removed++
-					}
-				}
-				out = append(out, fj)
-				if a.jsonOut {
-					continue
-				}
-				if d.Item.Group != lastGroup {
-					lastGroup = d.Item.Group
-					a.printf("%s:\n", describeGroup(d.Item.Group))
-				}
-				verdict := "keep  "
-				if !d.Keep {
-					verdict = "forget"
-					if dryRun {
-						verdict = "would forget"
-					}
-				}
-				a.printf("  %s %s  %s  %s\n", d.Item.ID[:8], d.Item.Time.In(p.Location).Format("2006-01-02 15:04:05"), verdict, strings.Join(d.Reasons, ", "))
-			}
-			pruning := doPrune && !dryRun && failed == 0
 			switch {
-			case a.jsonOut && pruning:
-				// Printed with the prune's result, as one document.
-			case a.jsonOut:
-				if err := a.printJSON(out); err != nil {
+			case a.jsonOut && res.Prune != nil:
+				if err := a.printJSON(res); err != nil {
 					return err
 				}
-			case dryRun:
-				a.printf("dry run: %d of %d snapshots would be forgotten\n", forgotten, len(ds))
-			case !doPrune:
-				a.printf("forgot %d of %d snapshots (their data stays in the repository until `tidemark prune`)\n", removed, len(ds))
+			case a.jsonOut:
+				if err := a.printJSON(res.Verdicts); err != nil {
+					return err
+				}
 			default:
-				a.printf("forgot %d of %d snapshots\n", removed, len(ds))
+				a.printVerdicts(res, p.Location, dryRun)
+				if ferr == nil && res.Prune != nil {
+					a.printPrune(res.Prune, *opt.Prune)
+				}
 			}
-			if failed > 0 {
-				return fmt.Errorf("forget: %d snapshots could not be removed", failed)
-			}
-			if pruning {
-				return a.prune(ctx, r, lock, popt, map[string]any{"forget": out})
-			}
-			return nil
+			return ferr
 		}),
 	}
 	f := cmd.Flags()
@@ -196,40 +118,33 @@ Examples:
 	return cmd
 }
 
-// grouper returns the group key function for --group-by.
-func grouper(spec string) (func(*snapshot.Snapshot) string, error) {
-	var parts []string
-	for _, p := range strings.Split(spec, ",") {
-		p = strings.TrimSpace(p)
-		switch p {
-		case "":
-		case "host", "paths", "tags":
-			parts = append(parts, p)
-		default:
-			return nil, fmt.Errorf("--group-by %q: unknown field %q (want host, paths, tags)", spec, p)
+// printVerdicts lists every snapshot's fate by group, then a summary.
+func (a *cli) printVerdicts(res *app.ForgetResult, loc *time.Location, dryRun bool) {
+	lastGroup := "\x00"
+	for _, v := range res.Verdicts {
+		if v.Group != lastGroup {
+			lastGroup = v.Group
+			group := v.Group
+			if group == "" {
+				group = "all snapshots"
+			}
+			a.printf("%s:\n", group)
 		}
-	}
-	return func(sn *snapshot.Snapshot) string {
-		var key []string
-		for _, p := range parts {
-			switch p {
-			case "host":
-				key = append(key, "host="+sn.Host)
-			case "paths":
-				key = append(key, "paths="+strings.Join(sn.Roots, ":"))
-			case "tags":
-				tags := slices.Clone(sn.Tags)
-				slices.Sort(tags)
-				key = append(key, "tags="+strings.Join(tags, ":"))
+		verdict := "keep  "
+		if !v.Keep {
+			verdict = "forget"
+			if dryRun {
+				verdict = "would forget"
 			}
 		}
-		return strings.Join(key, " ")
-	}, nil
-}
-
-func describeGroup(g string) string {
-	if g == "" {
-		return "all snapshots"
+		a.printf("  %s %s  %s  %s\n", v.ID[:8], v.Time.In(loc).Format("2006-01-02 15:04:05"), verdict, strings.Join(v.Reasons, ", "))
 	}
-	return g
+	switch {
+	case dryRun:
+		a.printf("dry run: %d of %d snapshots would be forgotten\n", res.Forgotten, len(res.Verdicts))
+	case res.Prune == nil:
+		a.printf("forgot %d of %d snapshots (their data stays in the repository until `tidemark prune`)\n", res.Removed, len(res.Verdicts))
+	default:
+		a.printf("forgot %d of %d snapshots\n", res.Removed, len(res.Verdicts))
+	}
 }

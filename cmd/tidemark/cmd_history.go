@@ -2,34 +2,25 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 )
 
-func (a *app) historyCmd() *cobra.Command {
+func (a *cli) historyCmd() *cobra.Command {
 	var n int
 	cmd := &cobra.Command{
 		Use:   "history",
 		Short: "Show this machine's backup history from the local state database",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, err := a.openRepo(ctx)
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			st, err := a.openState(r)
-			if err != nil {
-				return err
-			}
-			if st == nil {
-				return errors.New("history needs the local state database (remove --no-cache)")
-			}
-			defer st.Close()
-			rows, err := st.History(ctx, n)
+			rows, err := r.History(ctx, n)
 			if err != nil {
 				return err
 			}

@@ -4,37 +4,27 @@ import (
 	"context"
 
 	"github.com/spf13/cobra"
-	"github.com/tidemark/tidemark/internal/backend/location"
-	"github.com/tidemark/tidemark/internal/repo"
+	"github.com/tidemark/tidemark/internal/app"
 )
 
-func (a *app) initCmd() *cobra.Command {
+func (a *cli) initCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "init",
 		Short: "Create a new repository",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			loc, err := a.location()
-			if err != nil {
-				return err
-			}
-			pw, err := a.password(true)
-			if err != nil {
-				return err
-			}
-			be, err := location.Create(ctx, loc, a.backendOptions())
-			if err != nil {
-				return err
-			}
-			r, err := repo.Init(ctx, be, pw, a.repoOptions())
+			r, err := app.Init(ctx, a.options(true))
 			if err != nil {
 				return err
 			}
 			defer r.Close()
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"id": r.Config().ID, "location": loc})
+				return a.printJSON(struct {
+					ID       string `json:"id"`
+					Location string `json:"location"`
+				}{r.ID(), r.Location()})
 			}
-			a.printf("created repository %s at %s\n", r.Config().ID[:10], loc)
+			a.printf("created repository %s at %s\n", r.ID()[:10], r.Location())
 			return nil
 		}),
 	}

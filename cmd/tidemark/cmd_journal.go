@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tidemark/tidemark/internal/app"
 	"github.com/tidemark/tidemark/internal/changes"
 )
 
-func (a *app) journalCmd() *cobra.Command {
+func (a *cli) journalCmd() *cobra.Command {
 	var state string
 	cmd := &cobra.Command{
 		Use:   "journal",
@@ -23,15 +24,7 @@ func (a *app) journalCmd() *cobra.Command {
 		Short: "Show the watcher, its sources and filesystems, gaps, and the journal's size",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			dir, err := journalStateDir(state)
-			if err != nil {
-				return err
-			}
-			j, err := changes.OpenJournal(dir)
-			if err != nil {
-				return err
-			}
-			st, err := j.Status()
+			st, err := app.JournalStatus(state)
 			if err != nil {
 				return err
 			}
@@ -45,7 +38,7 @@ func (a *app) journalCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) printJournalStatus(st changes.Status) error {
+func (a *cli) printJournalStatus(st *changes.Status) error {
 	fmt.Fprintf(a.out, "state directory: %s\n", st.StateDir)
 	w := st.Watcher
 	if w == nil {

@@ -3,26 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/tidemark/tidemark/internal/repo"
 )
 
-// keyJSON is the stable JSON shape of one key in `key list --json`.
-type keyJSON struct {
-	ID       string     `json:"id"`
-	Current  bool       `json:"current"`
-	Created  *time.Time `json:"created,omitempty"`
-	Host     string     `json:"host,omitempty"`
-	Username string     `json:"username,omitempty"`
-	KDF      string     `json:"kdf,omitempty"`
-	Error    string     `json:"error,omitempty"`
-}
-
-func (a *app) keyCmd() *cobra.Command {
+func (a *cli) keyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key",
 		Short: "Manage the repository's passwords (key files)",
@@ -40,13 +26,13 @@ Examples:
 	return cmd
 }
 
-func (a *app) keyListCmd() *cobra.Command {
+func (a *cli) keyListCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the key files; * marks the one the password opened",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, err := a.openRepo(ctx)
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
@@ -56,23 +42,12 @@ func (a *app) keyListCmd() *cobra.Command {
 				return err
 			}
 			for _, k := range keys {
-				if k.Err != nil {
-					fmt.Fprintf(a.errOut, "warning: %v\n", k.Err)
+				if k.Error != "" {
+					fmt.Fprintf(a.errOut, "warning: %s\n", k.Error)
 				}
 			}
 			if a.jsonOut {
-				out := make([]keyJSON, 0, len(keys))
-				for _, k := range keys {
-					kj := keyJSON{ID: k.ID, Current: k.Current}
-					if k.Err != nil {
-						kj.Error = k.Err.Error()
-					} else {
-						created := k.Created
-						kj.Created, kj.Host, kj.Username, kj.KDF = &created, k.Host, k.Username, k.KDF
-					}
-					out = append(out, kj)
-				}
-				return a.printJSON(out)
+				return a.printJSON(keys)
 			}
 			tw := tabwriter.NewWriter(a.out, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, " \tID\tUser\tHost\tCreated")
@@ -81,7 +56,7 @@ func (a *app) keyListCmd() *cobra.Command {
 				if k.Current {
 					mark = "*"
 				}
-				if k.Err != nil {
+				if k.Error != "" {
 					fmt.Fprintf(tw, "%s\t%s\t\t\t(unusable)\n", mark, shortID(k.ID))
 					continue
 				}
@@ -93,30 +68,30 @@ func (a *app) keyListCmd() *cobra.Command {
 	}
 }
 
-func (a *app) keyAddCmd() *cobra.Command {
+func (a *cli) keyAddCmd() *cobra.Command {
 	var newPasswordFile string
 	cmd := &cobra.Command{
 		Use:   "add",
 		Short: "Add a password: a new key file for the same master key",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, _, release, err := a.openLocked(ctx, repo.LockShared, "key add")
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
-			defer release()
+			defer r.Close()
 			pw, err := a.newPassword(newPasswordFile)
 			if err != nil {
 				return err
 			}
-			id, err := r.AddKey(ctx, pw)
+			res, err := r.AddKey(ctx, pw)
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"added": id})
+				return a.printJSON(res)
 			}
-			a.printf("added key %s\n", shortID(id))
+			a.printf("added key %s\n", shortID(res.Added))
 			return nil
 		}),
 	}
@@ -124,24 +99,23 @@ func (a *app) keyAddCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) keyRemoveCmd() *cobra.Command {
+func (a *cli) keyRemoveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "remove ID",
 		Short: "Remove a key file (by ID or unique prefix); not the one the password opened",
 		Args:  cobra.ExactArgs(1),
 		RunE: runE(func(ctx context.Context, args []string) error {
-			// Exclusive: two clients removing each other's keys at once
-			// could otherwise leave the repository with none.
-			r, _, release, err := a.openLocked(ctx, repo.LockExclusive, "key remove")
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
-			defer release()
-			if err := r.RemoveKey(ctx, args[0]); err != nil {
+			defer r.Close()
+			res, err := r.RemoveKey(ctx, args[0])
+			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"removed": strings.ToLower(args[0])})
+				return a.printJSON(res)
 			}
 			a.printf("removed key %s\n", args[0])
 			return nil
@@ -149,33 +123,30 @@ func (a *app) keyRemoveCmd() *cobra.Command {
 	}
 }
 
-func (a *app) keyPasswdCmd() *cobra.Command {
+func (a *cli) keyPasswdCmd() *cobra.Command {
 	var newPasswordFile string
 	cmd := &cobra.Command{
 		Use:   "passwd",
 		Short: "Change the password: add a key for the new one, then remove the one used to open",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			// Shared suffices: passwd removes only its own key, after adding
-			// the new one, and `key remove` holds an exclusive lock.
-			r, _, release, err := a.openLocked(ctx, repo.LockShared, "key passwd")
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
-			defer release()
+			defer r.Close()
 			pw, err := a.newPassword(newPasswordFile)
 			if err != nil {
 				return err
 			}
-			old := r.KeyID()
-			id, err := r.ChangePassword(ctx, pw)
+			res, err := r.ChangePassword(ctx, pw)
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"added": id, "removed": old})
+				return a.printJSON(res)
 			}
-			a.printf("password changed: added key %s, removed key %s\n", shortID(id), shortID(old))
+			a.printf("password changed: added key %s, removed key %s\n", shortID(res.Added), shortID(res.Removed))
 			return nil
 		}),
 	}
@@ -194,7 +165,7 @@ func shortID(id string) string {
 // newPassword reads the password for a new key from file, or else asks
 // for it twice on the terminal. TIDEMARK_PASSWORD and --password-file are
 // not consulted: they give the password that opens the repository.
-func (a *app) newPassword(file string) ([]byte, error) {
+func (a *cli) newPassword(file string) ([]byte, error) {
 	if file != "" {
 		return readPasswordFile(file, "new password file")
 	}

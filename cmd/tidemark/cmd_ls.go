@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
 
-func (a *app) lsCmd() *cobra.Command {
+func (a *cli) lsCmd() *cobra.Command {
 	var long, recursive bool
 	cmd := &cobra.Command{
 		Use:   "ls SNAPSHOT [PATH]",
@@ -19,48 +18,29 @@ func (a *app) lsCmd() *cobra.Command {
 		Long:  "List the entries below PATH (default: the whole snapshot) of SNAPSHOT, an ID, a unique prefix of one, or \"latest\".",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: runE(func(ctx context.Context, args []string) error {
-			r, err := a.openRepo(ctx)
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			sn, err := snapshot.Find(ctx, r, args[0])
-			if err != nil {
-				return err
-			}
-			prefix := ""
+			path := ""
 			if len(args) == 2 {
-				prefix = strings.Trim(args[1], "/")
+				path = args[1]
 			}
-			start, err := snapshot.FindPath(ctx, r, sn.Tree, prefix)
-			if err != nil {
-				return err
-			}
-			show := func(p string, n *snapshot.Node) {
-				if a.jsonOut {
-					_ = a.printJSONLine(map[string]any{"path": "/" + p, "type": n.Type, "mode": n.Mode, "uid": n.UID, "gid": n.GID,
-						"size": n.Size, "mtime": time.Unix(0, n.MTime).UTC(), "target": n.Target})
-					return
-				}
-				if long {
+			return r.Ls(ctx, args[0], path, recursive, func(p string, n *snapshot.Node) error {
+				switch {
+				case a.jsonOut:
+					return jsonLine(a.out, lsJSON{Path: "/" + p, Type: n.Type, Mode: n.Mode, UID: n.UID, GID: n.GID,
+						Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), Target: n.Target})
+				case long:
 					fmt.Fprintf(a.out, "%s %5d %5d %12d %s /%s", modeString(n), n.UID, n.GID, n.Size,
 						time.Unix(0, n.MTime).Local().Format("2006-01-02 15:04:05"), p)
 					if n.Type == snapshot.Symlink {
 						fmt.Fprintf(a.out, " -> %s", n.Target)
 					}
 					fmt.Fprintln(a.out)
-					return
-				}
-				fmt.Fprintf(a.out, "/%s\n", p)
-			}
-			if start.Type != snapshot.Dir {
-				show(prefix, start)
-				return nil
-			}
-			return snapshot.Walk(ctx, r, start.Subtree, prefix, func(p string, n *snapshot.Node) error {
-				show(p, n)
-				if !recursive && len(args) == 2 && n.Type == snapshot.Dir {
-					return snapshot.ErrSkipDir
+				default:
+					fmt.Fprintf(a.out, "/%s\n", p)
 				}
 				return nil
 			})
@@ -71,8 +51,16 @@ func (a *app) lsCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) printJSONLine(v any) error {
-	return jsonLine(a.out, v)
+// lsJSON is one line of ls --json.
+type lsJSON struct {
+	Path   string            `json:"path"`
+	Type   snapshot.NodeType `json:"type"`
+	Mode   uint32            `json:"mode"`
+	UID    uint32            `json:"uid"`
+	GID    uint32            `json:"gid"`
+	Size   uint64            `json:"size"`
+	MTime  time.Time         `json:"mtime"`
+	Target string            `json:"target"`
 }
 
 func modeString(n *snapshot.Node) string {

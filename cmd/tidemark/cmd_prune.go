@@ -10,7 +10,6 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/prune"
-	"github.com/tidemark/tidemark/internal/repo"
 )
 
 // pruneFlags are the options shared by prune and forget --prune.
@@ -55,7 +54,7 @@ func (pf *pruneFlags) options() (prune.Options, error) {
 	return opt, nil
 }
 
-func (a *app) pruneCmd() *cobra.Command {
+func (a *cli) pruneCmd() *cobra.Command {
 	var pf pruneFlags
 	var dryRun bool
 	cmd := &cobra.Command{
@@ -76,12 +75,20 @@ Killed at any point, prune leaves a consistent repository.`,
 				return err
 			}
 			opt.DryRun = dryRun
-			r, lock, release, err := a.openLocked(ctx, repo.LockPrune, "prune")
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
-			defer release()
-			return a.prune(ctx, r, lock, opt, nil)
+			defer r.Close()
+			res, err := r.Prune(ctx, opt, a.report)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(res)
+			}
+			a.printPrune(res, opt)
+			return nil
 		}),
 	}
 	pf.register(cmd)
@@ -89,24 +96,8 @@ Killed at any point, prune leaves a consistent repository.`,
 	return cmd
 }
 
-// prune runs a prune under lock and prints its result (in JSON, as
-// extra's fields beside "prune" when extra is set).
-func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, opt prune.Options, extra map[string]any) error {
-	opt.Holder, opt.Alive = lock.Holder(), lock.Check
-	if !a.quiet && !a.jsonOut {
-		opt.Log = func(format string, args ...any) { fmt.Fprintf(a.errOut, format+"\n", args...) }
-	}
-	res, err := prune.Run(ctx, r, opt)
-	if err != nil {
-		return fmt.Errorf("prune: %w", err)
-	}
-	if a.jsonOut {
-		if extra == nil {
-			return a.printJSON(res)
-		}
-		extra["prune"] = res
-		return a.printJSON(extra)
-	}
+// printPrune shows what a prune found and did.
+func (a *cli) printPrune(res *prune.Result, opt prune.Options) {
 	b := func(n int64) string { return humanBytes(uint64(n)) }
 	a.printf("%d snapshots, %d packs, %s stored, %s of it unused\n", res.Snapshots, res.Packs, b(res.Bytes), b(res.UnusedBytes))
 	if res.Unindexed > 0 {
@@ -120,7 +111,7 @@ func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, op
 		verb, res.DeletePacks, b(res.DeleteBytes), verb, res.RepackPacks, b(res.RepackBytes), b(res.CopiedBytes))
 	if res.DryRun {
 		a.printf("dry run: nothing changed; %s unused would remain\n", b(res.RemainingUnused))
-		return nil
+		return
 	}
 	if res.IndexFilesWritten > 0 || res.IndexFilesRemoved > 0 {
 		a.printf("index: %d files replaced by %d\n", res.IndexFilesRemoved, res.IndexFilesWritten)
@@ -133,5 +124,4 @@ func (a *app) prune(ctx context.Context, r *repo.Repository, lock *repo.Lock, op
 	}
 	a.printf("deleted %d packs (%s) and wrote %s of repacked blobs: %s freed; %s unused remains\n",
 		res.Deleted, b(res.FreedBytes), b(res.CopiedBytes), b(max(0, res.FreedBytes-res.CopiedBytes)), b(res.RemainingUnused))
-	return nil
 }

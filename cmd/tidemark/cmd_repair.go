@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/repair"
-	"github.com/tidemark/tidemark/internal/repo"
 )
 
-func (a *app) repairCmd() *cobra.Command {
+func (a *cli) repairCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "repair",
 		Short: "Bring a damaged repository back to a consistent state",
@@ -22,36 +20,25 @@ gone. Both name everything that is lost. Both take an exclusive lock.`,
 	return cmd
 }
 
-func (a *app) repairIndexCmd() *cobra.Command {
+func (a *cli) repairIndexCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "index",
 		Short: "Rebuild the index from the pack headers",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, _, release, err := a.openLocked(ctx, repo.LockExclusive, "repair index")
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
-			defer release()
-			res, err := repair.RebuildIndex(ctx, r, func(f string, args ...any) {
-				fmt.Fprintf(a.errOut, "warning: "+f+"\n", args...)
-			})
-			if err != nil {
-				return fmt.Errorf("repair index: %w", err)
-			}
-			// What the snapshots lose is judged by the new index.
-			r2, err := a.openRepo(ctx)
+			defer r.Close()
+			both, err := r.RepairIndex(ctx, a.report)
 			if err != nil {
 				return err
-			}
-			defer r2.Close()
-			loss, err := repair.RepairSnapshots(ctx, r2, repair.SnapshotsOptions{DryRun: true})
-			if err != nil {
-				return fmt.Errorf("repair index: find what snapshots lost: %w", err)
 			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"index": res, "snapshots": loss})
+				return a.printJSON(both)
 			}
+			res, loss := both.Index, both.Snapshots
 			a.printf("index rebuilt from %d packs (%d blobs): %d index files replaced by %d\n", res.Packs, res.Blobs, res.OldFiles, res.NewFiles)
 			if res.NewlyFound > 0 {
 				a.printf("%d packs no index named are indexed again\n", res.NewlyFound)
@@ -75,7 +62,7 @@ func (a *app) repairIndexCmd() *cobra.Command {
 	}
 }
 
-func (a *app) repairSnapshotsCmd() *cobra.Command {
+func (a *cli) repairSnapshotsCmd() *cobra.Command {
 	var opt repair.SnapshotsOptions
 	cmd := &cobra.Command{
 		Use:   "snapshots",
@@ -87,26 +74,19 @@ named. The damaged snapshots stay unless --forget is given. Run
 "tidemark repair index" first if index files or packs are damaged or missing.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, err := a.openRepo(ctx)
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			var lock *repo.Lock
-			if !opt.DryRun {
-				if lock, err = r.Lock(ctx, true, "repair snapshots"); err != nil {
-					return err
-				}
-				defer lock.Unlock()
-			}
-			res, err := repair.RepairSnapshots(ctx, r, opt)
+			res, err := r.RepairSnapshots(ctx, opt)
 			if err != nil {
-				return fmt.Errorf("repair snapshots: %w", err)
+				return err
 			}
 			if a.jsonOut {
 				return a.printJSON(res)
 			}
-			a.printLosses(res)
+			a.printLosses(*res)
 			for old, repaired := range res.Repaired {
 				a.printf("snapshot %s: repaired copy %s\n", old[:8], repaired[:8])
 			}
@@ -125,7 +105,7 @@ named. The damaged snapshots stay unless --forget is given. Run
 }
 
 // printLosses names every entry damaged snapshots lose.
-func (a *app) printLosses(res repair.SnapshotsResult) {
+func (a *cli) printLosses(res repair.SnapshotsResult) {
 	for _, id := range res.Unreadable {
 		a.printf("unreadable snapshot record %s (left alone; remove it with `tidemark forget` rules or by hand)\n", id)
 	}

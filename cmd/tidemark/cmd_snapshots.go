@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/blob"
-	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
 
@@ -33,23 +32,20 @@ func toJSON(sn *snapshot.Snapshot) snapshotJSON {
 		Parent: sn.Parent, Tags: sn.Tags, Scan: sn.Scan, Totals: sn.Totals, Summary: sn.Summary}
 }
 
-func (a *app) snapshotsCmd() *cobra.Command {
+func (a *cli) snapshotsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "snapshots",
 		Short: "List snapshots",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, err := a.openRepo(ctx)
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			sns, errs, err := snapshot.All(ctx, r)
+			sns, err := r.Snapshots(ctx, a.report)
 			if err != nil {
 				return err
-			}
-			for _, e := range errs {
-				fmt.Fprintf(a.errOut, "warning: %v\n", e)
 			}
 			if a.jsonOut {
 				out := make([]snapshotJSON, 0, len(sns))
@@ -71,8 +67,4 @@ func (a *app) snapshotsCmd() *cobra.Command {
 			return nil
 		}),
 	}
-}
-
-func latestSnapshot(ctx context.Context, r *repo.Repository) (*snapshot.Snapshot, error) {
-	return snapshot.Find(ctx, r, "latest")
 }

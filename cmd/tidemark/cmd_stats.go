@@ -4,62 +4,45 @@ import (
 	"context"
 
 	"github.com/spf13/cobra"
-	"github.com/tidemark/tidemark/internal/blob"
-	"github.com/tidemark/tidemark/internal/repo"
-	"github.com/tidemark/tidemark/internal/snapshot"
 )
 
-func (a *app) statsCmd() *cobra.Command {
+func (a *cli) statsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "stats [SNAPSHOT]",
 		Short: "Show repository statistics, or the totals of one snapshot",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: runE(func(ctx context.Context, args []string) error {
-			r, err := a.openRepo(ctx)
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
 			if len(args) == 1 {
-				sn, err := snapshot.Find(ctx, r, args[0])
+				s, err := r.SnapshotStats(ctx, args[0])
 				if err != nil {
 					return err
 				}
 				if a.jsonOut {
-					return a.printJSON(map[string]any{"snapshot": sn.ID, "totals": sn.Totals, "scan": sn.Scan})
+					return a.printJSON(s)
 				}
-				a.printf("snapshot %s: %s in %d files, %d directories, %d other entries\n", sn.ID.Short(),
-					humanBytes(sn.Totals.Bytes), sn.Totals.Files, sn.Totals.Dirs, sn.Totals.Other)
+				a.printf("snapshot %s: %s in %d files, %d directories, %d other entries\n", s.ID.Short(),
+					humanBytes(s.Totals.Bytes), s.Totals.Files, s.Totals.Dirs, s.Totals.Other)
 				return nil
 			}
-			ids, err := snapshot.IDs(ctx, r)
+			s, err := r.Stats(ctx)
 			if err != nil {
 				return err
 			}
-			var dataBlobs, treeBlobs, rawBytes, storedBytes uint64
-			packs := map[blob.ID]struct{}{}
-			r.Index().Each(func(_ blob.ID, l repo.Location) {
-				if l.Type == blob.Tree {
-					treeBlobs++
-				} else {
-					dataBlobs++
-				}
-				rawBytes += uint64(l.RawLen)
-				storedBytes += uint64(l.Length)
-				packs[l.Pack] = struct{}{}
-			})
-			out := map[string]any{"snapshots": len(ids), "packs": len(packs), "data_blobs": dataBlobs, "tree_blobs": treeBlobs,
-				"unique_bytes": rawBytes, "stored_bytes": storedBytes}
 			if a.jsonOut {
-				return a.printJSON(out)
+				return a.printJSON(s)
 			}
-			a.printf("snapshots:     %d\n", len(ids))
-			a.printf("packs:         %d\n", len(packs))
-			a.printf("blobs:         %d data, %d tree\n", dataBlobs, treeBlobs)
-			a.printf("unique data:   %s\n", humanBytes(rawBytes))
-			a.printf("stored:        %s", humanBytes(storedBytes))
-			if rawBytes > 0 {
-				a.printf(" (%.1f%% of unique data after compression and encryption)", 100*float64(storedBytes)/float64(rawBytes))
+			a.printf("snapshots:     %d\n", s.Snapshots)
+			a.printf("packs:         %d\n", s.Packs)
+			a.printf("blobs:         %d data, %d tree\n", s.DataBlobs, s.TreeBlobs)
+			a.printf("unique data:   %s\n", humanBytes(s.UniqueBytes))
+			a.printf("stored:        %s", humanBytes(s.StoredBytes))
+			if s.UniqueBytes > 0 {
+				a.printf(" (%.1f%% of unique data after compression and encryption)", 100*float64(s.StoredBytes)/float64(s.UniqueBytes))
 			}
 			a.printf("\n")
 			return nil

@@ -6,14 +6,14 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func (a *app) unlockCmd() *cobra.Command {
+func (a *cli) unlockCmd() *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "unlock",
 		Short: "Remove stale locks (of crashed clients)",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
-			r, err := a.openRepo(ctx)
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
@@ -23,7 +23,9 @@ func (a *app) unlockCmd() *cobra.Command {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(map[string]any{"removed": n})
+				return a.printJSON(struct {
+					Removed int `json:"removed"`
+				}{n})
 			}
 			a.printf("removed %d locks\n", n)
 			return nil

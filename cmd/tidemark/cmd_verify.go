@@ -9,9 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/tidemark/tidemark/internal/app"
 	"github.com/tidemark/tidemark/internal/check"
-	"github.com/tidemark/tidemark/internal/repo"
-	"github.com/tidemark/tidemark/internal/state"
 	"github.com/tidemark/tidemark/internal/verify"
 )
 
@@ -39,7 +38,7 @@ func (v *verifyFlags) options() (verify.Options, error) {
 	return verify.Options{Bytes: b, Requests: n}, nil
 }
 
-func (a *app) verifyCmd() *cobra.Command {
+func (a *cli) verifyCmd() *cobra.Command {
 	var vf verifyFlags
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -60,24 +59,17 @@ tidemark check --read-data to see which files it affects.`,
 			if err != nil {
 				return err
 			}
-			r, err := a.openRepo(ctx)
+			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			st, err := a.openState(r)
-			if err != nil {
-				return err
-			}
-			if st != nil {
-				defer st.Close()
-			}
-			res, err := a.runVerify(ctx, r, st, opt)
+			res, err := r.Verify(ctx, opt, a.report)
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				if err := a.printJSON(newVerifyJSON(res, opt)); err != nil {
+				if err := a.printJSON(res); err != nil {
 					return err
 				}
 			} else {
@@ -90,41 +82,8 @@ tidemark check --read-data to see which files it affects.`,
 	return cmd
 }
 
-// runVerify runs verify under a shared lock, printing problems as they are
-// found unless the output is JSON.
-func (a *app) runVerify(ctx context.Context, r *repo.Repository, st *state.DB, opt verify.Options) (verify.Result, error) {
-	if opt.Bytes.Off() || opt.Requests.Off() {
-		return verify.Run(ctx, r, st, opt) // downloads nothing: no lock needed
-	}
-	lock, err := r.Lock(ctx, false, "verify")
-	if err != nil {
-		return verify.Result{}, err
-	}
-	defer lock.Unlock()
-	opt.Report = func(p check.Problem) {
-		if !a.jsonOut {
-			fmt.Fprintf(a.errOut, "problem: %s: %s: %s\n", p.Kind, p.Object, p.Err)
-		}
-	}
-	return verify.Run(ctx, r, st, opt)
-}
-
-// verifyJSON is verify's --json output: the result and the budgets.
-type verifyJSON struct {
-	verify.Result
-	BudgetBytes    int64  `json:"budget_bytes"`
-	BytesPeriod    string `json:"budget_bytes_period"`
-	BudgetRequests int64  `json:"budget_requests"`
-	RequestsPeriod string `json:"budget_requests_period"`
-}
-
-func newVerifyJSON(res verify.Result, opt verify.Options) verifyJSON {
-	return verifyJSON{Result: res, BudgetBytes: opt.Bytes.Amount, BytesPeriod: opt.Bytes.PeriodName(),
-		BudgetRequests: opt.Requests.Amount, RequestsPeriod: opt.Requests.PeriodName()}
-}
-
 // printVerify prints what verify did and what is left.
-func (a *app) printVerify(res verify.Result, opt verify.Options) {
+func (a *cli) printVerify(res *app.VerifyReport, opt verify.Options) {
 	if res.Stopped == verify.StopOff {
 		a.printf("verify is off (--verify-budget or --verify-requests is 0): nothing downloaded\n")
 		return
@@ -142,7 +101,7 @@ func (a *app) printVerify(res verify.Result, opt verify.Options) {
 
 // printWarnings lists the packs verify cannot read and the damage found by
 // earlier runs, which this run did not print as problems.
-func (a *app) printWarnings(res verify.Result) {
+func (a *cli) printWarnings(res *app.VerifyReport) {
 	if a.jsonOut {
 		return
 	}
@@ -161,7 +120,7 @@ func (a *app) printWarnings(res verify.Result) {
 }
 
 // verifyLine is backup --verify's one-line summary.
-func verifyLine(res verify.Result, opt verify.Options) string {
+func verifyLine(res *app.VerifyReport, opt verify.Options) string {
 	if res.Stopped == verify.StopOff {
 		return "verify: off (--verify-budget or --verify-requests is 0)"
 	}
@@ -174,7 +133,7 @@ func verifyLine(res verify.Result, opt verify.Options) string {
 }
 
 // verifySummary says in one line what a run checked.
-func verifySummary(res verify.Result, opt verify.Options) string {
+func verifySummary(res *app.VerifyReport, opt verify.Options) string {
 	if !res.WaitUntil.IsZero() {
 		return "verified no pack: the budget is spent until " + res.WaitUntil.Local().Format("2006-01-02 15:04")
 	}
@@ -220,7 +179,7 @@ func fmtCycle(d time.Duration) string {
 
 // verifyFailure returns the error that makes verify exit non-zero, naming
 // the damaged packs, or nil.
-func verifyFailure(res verify.Result) error {
+func verifyFailure(res *app.VerifyReport) error {
 	if res.OK() {
 		return nil
 	}

@@ -6,18 +6,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/tidemark/tidemark/internal/changes"
+	"github.com/tidemark/tidemark/internal/app"
 )
 
-// journalStateDir returns --state or the default state directory.
-func journalStateDir(flag string) (string, error) {
-	if flag != "" {
-		return flag, nil
-	}
-	return changes.DefaultStateDir()
-}
-
-func (a *app) watchCmd() *cobra.Command {
+func (a *cli) watchCmd() *cobra.Command {
 	var state string
 	var inotify bool
 	cmd := &cobra.Command{
@@ -35,25 +27,23 @@ repository and no password. See contrib/tidemark-watch.service for running
 it under systemd.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runE(func(ctx context.Context, args []string) error {
-			dir, err := journalStateDir(state)
-			if err != nil {
-				return err
-			}
-			logf := func(format string, args ...any) {
-				msg := fmt.Sprintf(format, args...)
+			events := func(ev app.Event) {
+				l, ok := ev.(app.Log)
+				if !ok {
+					a.report(ev)
+					return
+				}
 				switch {
 				case a.jsonOut:
-					_ = jsonLine(a.out, map[string]any{"time": time.Now().UTC(), "message": msg})
+					_ = jsonLine(a.out, struct {
+						Time    time.Time `json:"time"`
+						Message string    `json:"message"`
+					}{time.Now().UTC(), l.Message})
 				case !a.quiet:
-					fmt.Fprintf(a.out, "%s %s\n", time.Now().Format("2006-01-02 15:04:05"), msg)
+					fmt.Fprintf(a.out, "%s %s\n", time.Now().Format("2006-01-02 15:04:05"), l.Message)
 				}
 			}
-			logf("state directory %s", dir)
-			err = changes.Watch(ctx, dir, args, changes.WatchOptions{Log: logf, ForceInotify: inotify})
-			if err == nil && ctx.Err() != nil {
-				return nil // interrupted: a clean stop, not a failure
-			}
-			return err
+			return app.Watch(ctx, args, app.WatchOptions{StateDir: state, ForceInotify: inotify, Events: events})
 		}),
 	}
 	cmd.Flags().StringVar(&state, "state", "", "state directory holding the journal (default $XDG_STATE_HOME/tidemark)")

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tidemark/tidemark/internal/app"
 )
 
 // TestForget: --dry-run shows the verdicts and reasons and removes
@@ -37,7 +39,7 @@ func TestForget(t *testing.T) {
 		t.Fatalf("dry run removed snapshots: %d left", n)
 	}
 	out := e.mustRun("forget", "--keep-last", "2", "--keep-tag", "release", "--json")
-	var res []forgetJSON
+	var res []app.ForgetVerdict
 	if err := json.Unmarshal([]byte(out.stdout), &res); err != nil {
 		t.Fatalf("%v: %s", err, out.stdout)
 	}
@@ -71,7 +73,7 @@ func TestForget(t *testing.T) {
 	// snapshots' data is gone and the rest still restores.
 	out = e.mustRun("--json", "forget", "--keep-last", "1", "--prune", "--max-unused", "0%")
 	var both struct {
-		Forget []forgetJSON
+		Forget []app.ForgetVerdict
 		Prune  struct {
 			Deleted         int   `json:"deleted"`
 			RemainingUnused int64 `json:"remaining_unused"`

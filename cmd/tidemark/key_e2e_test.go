@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/tidemark/tidemark/internal/app"
 )
 
 // TestKeyManagement: a second password opens the repository and backs up
@@ -96,10 +98,10 @@ func keyManagement(t *testing.T, e *env) {
 	third.mustRun("check")
 }
 
-func keyList(t *testing.T, e *env) []keyJSON {
+func keyList(t *testing.T, e *env) []app.Key {
 	t.Helper()
 	out := e.mustRun("key", "list", "--json").stdout
-	var keys []keyJSON
+	var keys []app.Key
 	if err := json.Unmarshal([]byte(out), &keys); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}

@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/tidemark/tidemark/internal/repo"
+	"github.com/tidemark/tidemark/internal/app"
 )
 
 // Exit codes, documented in the README.
@@ -36,12 +36,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app := newApp(os.Stdout, os.Stderr)
-	err := app.root().ExecuteContext(ctx)
-	os.Exit(exitCode(ctx, err, app))
+	c := newCLI(os.Stdout, os.Stderr)
+	err := c.root().ExecuteContext(ctx)
+	os.Exit(exitCode(ctx, err, c))
 }
 
-func exitCode(ctx context.Context, err error, a *app) int {
+func exitCode(ctx context.Context, err error, a *cli) int {
 	if err == nil {
 		return exitOK
 	}
@@ -52,11 +52,11 @@ func exitCode(ctx context.Context, err error, a *app) int {
 	case ctx.Err() != nil:
 		code = exitInterrupted
 		err = errors.New("interrupted")
-	case errors.Is(err, repo.ErrNoRepository):
+	case errors.Is(err, app.ErrNoRepository):
 		code = exitNoRepo
-	case errors.Is(err, repo.ErrLocked):
+	case errors.Is(err, app.ErrLocked):
 		code = exitLocked
-	case errors.Is(err, repo.ErrWrongPassword):
+	case errors.Is(err, app.ErrWrongPassword):
 		code = exitWrongPass
 	}
 	a.printError(err, code)

@@ -7,23 +7,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tidemark/tidemark/internal/app"
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/backend/location"
-	"github.com/tidemark/tidemark/internal/cache"
 	"github.com/tidemark/tidemark/internal/crypto"
-	"github.com/tidemark/tidemark/internal/repo"
-	"github.com/tidemark/tidemark/internal/state"
 	"golang.org/x/term"
 )
 
-// app holds the global flags and output streams; there are no globals.
-type app struct {
+// cli holds the global flags and output streams; there are no globals.
+type cli struct {
 	out, errOut  io.Writer
 	repoLoc      string
 	passwordFile string
@@ -39,9 +36,9 @@ type app struct {
 	backendOpt  location.Options
 }
 
-func newApp(out, errOut io.Writer) *app { return &app{out: out, errOut: errOut} }
+func newCLI(out, errOut io.Writer) *cli { return &cli{out: out, errOut: errOut} }
 
-func (a *app) root() *cobra.Command {
+func (a *cli) root() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "tidemark",
 		Short:         "Backups whose incremental cost is proportional to what changed",
@@ -74,7 +71,7 @@ func (a *app) root() *cobra.Command {
 	return root
 }
 
-func (a *app) startProfile() error {
+func (a *cli) startProfile() error {
 	if a.cpuProfile == "" {
 		return nil
 	}
@@ -85,27 +82,30 @@ func (a *app) startProfile() error {
 	return pprof.StartCPUProfile(f)
 }
 
-func (a *app) stopProfile() {
+func (a *cli) stopProfile() {
 	if a.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
 }
 
-func (a *app) printError(err error, code int) {
+func (a *cli) printError(err error, code int) {
 	if a.jsonOut {
-		_ = json.NewEncoder(a.errOut).Encode(map[string]any{"error": err.Error(), "exit_code": code})
+		_ = json.NewEncoder(a.errOut).Encode(struct {
+			Error    string `json:"error"`
+			ExitCode int    `json:"exit_code"`
+		}{err.Error(), code})
 		return
 	}
 	fmt.Fprintf(a.errOut, "tidemark: %v\n", err)
 }
 
-func (a *app) printJSON(v any) error {
+func (a *cli) printJSON(v any) error {
 	enc := json.NewEncoder(a.out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-func (a *app) printf(format string, args ...any) {
+func (a *cli) printf(format string, args ...any) {
 	if !a.quiet && !a.jsonOut {
 		fmt.Fprintf(a.out, format, args...)
 	}
@@ -113,7 +113,7 @@ func (a *app) printf(format string, args ...any) {
 
 // password reads the password from --password-file, TIDEMARK_PASSWORD, or
 // a prompt on the terminal (twice when confirm is set).
-func (a *app) password(confirm bool) ([]byte, error) {
+func (a *cli) password(confirm bool) ([]byte, error) {
 	if a.passwordFile != "" {
 		return readPasswordFile(a.passwordFile, "password file")
 	}
@@ -179,34 +179,16 @@ func promptPassword(prompt string, confirm bool, noTTY string) ([]byte, error) {
 	return pw, nil
 }
 
-func (a *app) location() (string, error) {
-	if a.repoLoc == "" {
-		return "", fmt.Errorf("no repository given: use -r/--repo or TIDEMARK_REPOSITORY: %w", repo.ErrNoRepository)
-	}
-	loc := a.repoLoc
-	if location.Kind(loc) == "local" {
-		loc = strings.TrimPrefix(loc, "local:")
-		if scheme, _, ok := strings.Cut(loc, ":"); ok && !strings.ContainsAny(scheme, "/.") {
-			return "", fmt.Errorf("repository %q: unknown backend %q (use a directory, sftp:user@host:/path or s3:https://host/bucket)", a.repoLoc, scheme)
-		}
-	}
-	return loc, nil
-}
-
-// backendOptions returns the backend settings, reporting retries as
-// warnings.
-func (a *app) backendOptions() location.Options {
-	opt := a.backendOpt
-	opt.Retry = func(op string, h backend.Handle, err error, attempt int, wait time.Duration) {
+// options turns the global flags into the application layer's options.
+func (a *cli) options(confirmPassword bool) app.Options {
+	opt := app.Options{Repository: a.repoLoc, CacheDir: a.cacheDir, NoCache: a.noCache, KeyCache: !a.noKeyCache,
+		Compression: a.compression, Backend: a.backendOpt, Events: a.report}
+	opt.Password = func() ([]byte, error) { return a.password(confirmPassword) }
+	opt.Backend.Retry = func(op string, h backend.Handle, err error, attempt int, wait time.Duration) {
 		if !a.quiet {
 			fmt.Fprintf(a.errOut, "warning: %s %s failed (attempt %d), retrying in %v: %v\n", op, h, attempt, wait.Round(time.Millisecond), err)
 		}
 	}
-	return opt
-}
-
-func (a *app) repoOptions() repo.Options {
-	opt := repo.Options{Compression: a.compression, KeyCache: !a.noKeyCache}
 	if a.insecureKDF {
 		opt.KDF = func() (crypto.KDFParams, error) {
 			p, err := crypto.DefaultKDFParams()
@@ -214,77 +196,36 @@ func (a *app) repoOptions() repo.Options {
 			return p, err
 		}
 	}
-	if !a.noCache {
-		opt.CacheDir = a.repoCacheDir
-	}
 	return opt
 }
 
-func (a *app) repoCacheDir(id string) (string, error) {
-	root := a.cacheDir
-	if root == "" {
-		var err error
-		if root, err = cache.DefaultDir(); err != nil {
-			return "", err
+// open opens the repository named by the flags.
+func (a *cli) open(ctx context.Context) (*app.Repo, error) {
+	return app.Open(ctx, a.options(false))
+}
+
+// report prints the events every command shows the same way: warnings,
+// failures and problems on stderr (problems not with --json, where the
+// result lists them), log lines unless quiet.
+func (a *cli) report(ev app.Event) {
+	switch e := ev.(type) {
+	case app.Warning:
+		fmt.Fprintf(a.errOut, "warning: %s\n", e.Message)
+	case app.Failed:
+		fmt.Fprintf(a.errOut, "error: %s\n", e.Message)
+	case app.Problem:
+		if !a.jsonOut {
+			where := e.Object
+			if e.Path != "" {
+				where += " (" + e.Path + ")"
+			}
+			fmt.Fprintf(a.errOut, "problem: %s: %s: %s\n", e.Kind, where, e.Err)
+		}
+	case app.Log:
+		if !a.quiet && !a.jsonOut {
+			fmt.Fprintln(a.errOut, e.Message)
 		}
 	}
-	return filepath.Join(root, id), nil
-}
-
-// openRepo opens the repository named by the flags.
-func (a *app) openRepo(ctx context.Context) (*repo.Repository, error) {
-	loc, err := a.location()
-	if err != nil {
-		return nil, err
-	}
-	be, err := location.Open(ctx, loc, a.backendOptions())
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("repository %s does not exist: %w", loc, repo.ErrNoRepository)
-		}
-		return nil, err
-	}
-	if _, err := be.Stat(ctx, backend.Handle{Type: backend.Config}); err != nil {
-		return nil, fmt.Errorf("%s: %w", loc, repo.ErrNoRepository)
-	}
-	pw, err := a.password(false)
-	if err != nil {
-		return nil, err
-	}
-	r, err := repo.Open(ctx, be, pw, a.repoOptions())
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range r.IndexErrors() {
-		fmt.Fprintf(a.errOut, "warning: skipping damaged index file: %v (run `tidemark check`)\n", e)
-	}
-	return r, nil
-}
-
-// openLocked opens the repository and takes a lock of the given mode;
-// release unlocks and closes it.
-func (a *app) openLocked(ctx context.Context, mode repo.LockMode, command string) (r *repo.Repository, lock *repo.Lock, release func(), err error) {
-	if r, err = a.openRepo(ctx); err != nil {
-		return nil, nil, nil, err
-	}
-	if lock, err = r.LockMode(ctx, mode, command); err != nil {
-		r.Close()
-		return nil, nil, nil, err
-	}
-	return r, lock, func() { lock.Unlock(); r.Close() }, nil
-}
-
-// openState opens the local state database of r, or returns nil with
-// --no-cache.
-func (a *app) openState(r *repo.Repository) (*state.DB, error) {
-	if a.noCache {
-		return nil, nil
-	}
-	dir, err := a.repoCacheDir(r.Config().ID)
-	if err != nil {
-		return nil, err
-	}
-	return state.Open(filepath.Join(dir, "state.db"))
 }
 
 func runE(fn func(ctx context.Context, args []string) error) func(*cobra.Command, []string) error {

@@ -1,0 +1,255 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/repo"
+	"github.com/tidemark/tidemark/internal/snapshot"
+	"github.com/tidemark/tidemark/internal/state"
+)
+
+// Snapshots returns every readable snapshot record, oldest first;
+// unreadable ones are sent as Warning events.
+func (a *Repo) Snapshots(ctx context.Context, events func(Event)) ([]*snapshot.Snapshot, error) {
+	sns, errs, err := snapshot.All(ctx, a.r)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range errs {
+		emitter(events).send(Warning{Message: e.Error()})
+	}
+	return sns, nil
+}
+
+// Snapshot finds a snapshot by ID, unique prefix or "latest".
+func (a *Repo) Snapshot(ctx context.Context, ref string) (*snapshot.Snapshot, error) {
+	return snapshot.Find(ctx, a.r, ref)
+}
+
+// Ls calls fn for the entry at path in snapshot ref and, for a directory,
+// for what is below it in depth-first order; with recursive false and a
+// path given, only for its direct entries. Paths passed to fn are
+// relative to the snapshot's root.
+func (a *Repo) Ls(ctx context.Context, ref, path string, recursive bool, fn func(path string, n *snapshot.Node) error) error {
+	sn, err := a.Snapshot(ctx, ref)
+	if err != nil {
+		return err
+	}
+	prefix := strings.Trim(path, "/")
+	start, err := snapshot.FindPath(ctx, a.r, sn.Tree, prefix)
+	if err != nil {
+		return err
+	}
+	if start.Type != snapshot.Dir {
+		return fn(prefix, start)
+	}
+	return snapshot.Walk(ctx, a.r, start.Subtree, prefix, func(p string, n *snapshot.Node) error {
+		if err := fn(p, n); err != nil {
+			return err
+		}
+		if !recursive && path != "" && n.Type == snapshot.Dir {
+			return snapshot.ErrSkipDir
+		}
+		return nil
+	})
+}
+
+// SnapshotStats is one snapshot's totals.
+type SnapshotStats struct {
+	ID     blob.ID             `json:"snapshot"`
+	Totals snapshot.Aggregates `json:"totals"`
+	Scan   snapshot.ScanInfo   `json:"scan"`
+}
+
+// SnapshotStats returns the totals of snapshot ref.
+func (a *Repo) SnapshotStats(ctx context.Context, ref string) (*SnapshotStats, error) {
+	sn, err := a.Snapshot(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return &SnapshotStats{ID: sn.ID, Totals: sn.Totals, Scan: sn.Scan}, nil
+}
+
+// RepoStats describes the repository's contents.
+type RepoStats struct {
+	Snapshots int    `json:"snapshots"`
+	Packs     int    `json:"packs"`
+	DataBlobs uint64 `json:"data_blobs"`
+	TreeBlobs uint64 `json:"tree_blobs"`
+	// UniqueBytes is the plaintext size of all blobs, StoredBytes what
+	// they take after compression and encryption.
+	UniqueBytes uint64 `json:"unique_bytes"`
+	StoredBytes uint64 `json:"stored_bytes"`
+}
+
+// Stats counts the repository's snapshots, packs and blobs from the index.
+func (a *Repo) Stats(ctx context.Context) (*RepoStats, error) {
+	ids, err := snapshot.IDs(ctx, a.r)
+	if err != nil {
+		return nil, err
+	}
+	s := &RepoStats{Snapshots: len(ids)}
+	packs := map[blob.ID]struct{}{}
+	a.r.Index().Each(func(_ blob.ID, l repo.Location) {
+		if l.Type == blob.Tree {
+			s.TreeBlobs++
+		} else {
+			s.DataBlobs++
+		}
+		s.UniqueBytes += uint64(l.RawLen)
+		s.StoredBytes += uint64(l.Length)
+		packs[l.Pack] = struct{}{}
+	})
+	s.Packs = len(packs)
+	return s, nil
+}
+
+// History returns this machine's last n backups from the state database,
+// newest first.
+func (a *Repo) History(ctx context.Context, n int) ([]state.Backup, error) {
+	st, err := a.state()
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, fmt.Errorf("history needs the local state database (remove --no-cache)")
+	}
+	return st.History(ctx, n)
+}
+
+// Change is one difference between two snapshots.
+type Change struct {
+	Path string `json:"path"`
+	// Kind is "+" added, "-" removed, "M" content changed, "T" type
+	// changed, "U" metadata changed.
+	Kind string `json:"change"`
+}
+
+// DiffResult names the two snapshots compared and their totals.
+type DiffResult struct {
+	From       blob.ID             `json:"from"`
+	To         blob.ID             `json:"to"`
+	FromTotals snapshot.Aggregates `json:"from_totals"`
+	ToTotals   snapshot.Aggregates `json:"to_totals"`
+}
+
+// Diff compares snapshots from and to and calls emit for each difference,
+// in path order. Equal subtrees are skipped without being loaded, so the
+// cost follows the size of the difference.
+func (a *Repo) Diff(ctx context.Context, from, to string, emit func(Change)) (*DiffResult, error) {
+	s1, err := a.Snapshot(ctx, from)
+	if err != nil {
+		return nil, err
+	}
+	s2, err := a.Snapshot(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	if err := diffTrees(ctx, a.r, s1.Tree, s2.Tree, "", emit); err != nil {
+		return nil, err
+	}
+	return &DiffResult{From: s1.ID, To: s2.ID, FromTotals: s1.Totals, ToTotals: s2.Totals}, nil
+}
+
+func diffTrees(ctx context.Context, r *repo.Repository, a, b blob.ID, prefix string, emit func(Change)) error {
+	if a == b {
+		return nil
+	}
+	load := func(id blob.ID) (*snapshot.Tree, error) {
+		if id.IsNull() {
+			return &snapshot.Tree{}, nil
+		}
+		return snapshot.LoadTree(ctx, r, id)
+	}
+	ta, err := load(a)
+	if err != nil {
+		return err
+	}
+	tb, err := load(b)
+	if err != nil {
+		return err
+	}
+	join := func(name string) string {
+		if prefix == "" {
+			return name
+		}
+		return prefix + "/" + name
+	}
+	subtree := func(n *snapshot.Node) blob.ID {
+		if n.Type == snapshot.Dir {
+			return n.Subtree
+		}
+		return blob.Null
+	}
+	i, j := 0, 0
+	for i < len(ta.Nodes) || j < len(tb.Nodes) {
+		switch {
+		case j >= len(tb.Nodes) || (i < len(ta.Nodes) && ta.Nodes[i].Name < tb.Nodes[j].Name):
+			n := &ta.Nodes[i]
+			emit(Change{join(n.Name), "-"})
+			if err := diffTrees(ctx, r, subtree(n), blob.Null, join(n.Name), emit); err != nil {
+				return err
+			}
+			i++
+		case i >= len(ta.Nodes) || tb.Nodes[j].Name < ta.Nodes[i].Name:
+			n := &tb.Nodes[j]
+			emit(Change{join(n.Name), "+"})
+			if err := diffTrees(ctx, r, blob.Null, subtree(n), join(n.Name), emit); err != nil {
+				return err
+			}
+			j++
+		default:
+			na, nb := &ta.Nodes[i], &tb.Nodes[j]
+			p := join(na.Name)
+			switch {
+			case na.Type != nb.Type:
+				emit(Change{p, "T"})
+				if err := diffTrees(ctx, r, subtree(na), subtree(nb), p, emit); err != nil {
+					return err
+				}
+			case na.Type == snapshot.Dir:
+				if !sameMeta(na, nb) {
+					emit(Change{p, "U"})
+				}
+				if err := diffTrees(ctx, r, na.Subtree, nb.Subtree, p, emit); err != nil {
+					return err
+				}
+			case !sameContent(na, nb):
+				emit(Change{p, "M"})
+			case !sameMeta(na, nb):
+				emit(Change{p, "U"})
+			}
+			i++
+			j++
+		}
+	}
+	return nil
+}
+
+func sameContent(a, b *snapshot.Node) bool {
+	if a.Size != b.Size || len(a.Content) != len(b.Content) || a.Target != b.Target || a.Rdev != b.Rdev {
+		return false
+	}
+	for k := range a.Content {
+		if a.Content[k] != b.Content[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameMeta(a, b *snapshot.Node) bool {
+	if a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID || a.MTime != b.MTime || len(a.Xattrs) != len(b.Xattrs) ||
+		a.HardLink != b.HardLink || a.MultiLink != b.MultiLink {
+		return false
+	}
+	for k := range a.Xattrs {
+		if a.Xattrs[k].Name != b.Xattrs[k].Name || string(a.Xattrs[k].Value) != string(b.Xattrs[k].Value) {
+			return false
+		}
+	}
+	return true
+}
