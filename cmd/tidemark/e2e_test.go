@@ -1,3 +1,8 @@
+// The end-to-end tests drive the Linux binary with what only Linux (and
+// root) has: other users' credentials, devices, fanotify, getdents.
+
+//go:build linux
+
 package main
 
 import (

@@ -79,7 +79,7 @@ func (a *Repo) Verify(ctx context.Context, opt verify.Options, events func(Event
 		BudgetRequests: opt.Requests.Amount, RequestsPeriod: opt.Requests.PeriodName()}, nil
 }
 
-// ErrNoLedger: verify needs the state database.
+// ErrNoLedger is returned by Verify when there is no state database (NoCache).
 var ErrNoLedger = verify.ErrNoLedger
 
 // Prune removes unused data under a prune lock; its steps are sent as Log

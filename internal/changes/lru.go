@@ -45,6 +45,4 @@ func (c *lru) clear() {
 	clear(c.items)
 }
 
-func (c *lru) len() int { return c.ll.Len() }
-
 func sortStrings(s []string) { sort.Strings(s) }

@@ -255,8 +255,6 @@ func (w *journalWriter) deleted() bool {
 	return err != nil || !os.SameFile(fi, on)
 }
 
-func (w *journalWriter) lastSeq() uint64 { return w.next - 1 }
-
 func (w *journalWriter) close() error {
 	if w.f == nil {
 		return nil

@@ -22,6 +22,7 @@ import (
 	"github.com/tidemark/tidemark/internal/prune"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
+	"github.com/tidemark/tidemark/internal/snapshot/snapshottest"
 	"pgregory.net/rapid"
 )
 
@@ -159,7 +160,7 @@ func contents(t tb, r *repo.Repository, id blob.ID) map[string][32]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := snapshot.ContentDigests(ctx, r, sn.Tree)
+	out, err := snapshottest.ContentDigests(ctx, r, sn.Tree)
 	if err != nil {
 		t.Fatalf("read snapshot %s: %v", id.Short(), err)
 	}

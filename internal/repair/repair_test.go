@@ -22,6 +22,7 @@ import (
 	"github.com/tidemark/tidemark/internal/repair"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
+	"github.com/tidemark/tidemark/internal/snapshot/snapshottest"
 )
 
 var password = []byte("pw")
@@ -128,7 +129,7 @@ func digest(t *testing.T, r *repo.Repository, id blob.ID) map[string][32]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := snapshot.ContentDigests(ctx, r, sn.Tree)
+	out, err := snapshottest.ContentDigests(ctx, r, sn.Tree)
 	if err != nil {
 		t.Fatalf("read snapshot %s: %v", id.Short(), err)
 	}

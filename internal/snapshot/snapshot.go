@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -254,29 +253,6 @@ func Walk(ctx context.Context, r *repo.Repository, id blob.ID, prefix string, fn
 		}
 	}
 	return ctx.Err()
-}
-
-// ContentDigests reads the content of every file below tree id and
-// returns its SHA-256 by path: two snapshots read alike when their digests
-// are equal.
-func ContentDigests(ctx context.Context, r *repo.Repository, id blob.ID) (map[string][32]byte, error) {
-	out := map[string][32]byte{}
-	err := Walk(ctx, r, id, "", func(path string, n *Node) error {
-		if n.Type != File {
-			return nil
-		}
-		h := sha256.New()
-		for _, c := range n.Content {
-			data, err := r.LoadBlob(ctx, blob.Data, c)
-			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			h.Write(data)
-		}
-		out[path] = [32]byte(h.Sum(nil))
-		return nil
-	})
-	return out, err
 }
 
 // ErrSkipDir tells Walk not to descend into a directory.

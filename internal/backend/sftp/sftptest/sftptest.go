@@ -35,9 +35,6 @@ type Server struct {
 	HostKeyFile string
 }
 
-// Addr returns "host:port".
-func (s Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
-
 // Start runs sshd for the duration of the test. Without /usr/sbin/sshd the
 // test is skipped, or fails when TIDEMARK_REQUIRE_SERVERS=1 (CI sets it
 // so a missing package cannot pass as a green run).
