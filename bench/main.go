@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench compares Tidemark with restic on a generated tree, in one
 // run on the same machine: initial backup, no-change backup, backup after
 // changing some files, restore, forget with prune, and peak memory. It
@@ -8,6 +10,10 @@
 //
 // restic is installed with `go install` (falling back to Debian's package)
 // unless -restic names a binary.
+//
+// It builds on Linux only, by nature: it reads /proc for the watcher's CPU
+// time and memory, takes peak RSS from rusage, calls sync(2) before each
+// command, and times the fanotify/inotify watcher.
 package main
 
 import (

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"runtime"
@@ -17,11 +16,11 @@ import (
 
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/chunker"
+	"github.com/tidemark/tidemark/internal/fs"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
 	"github.com/tidemark/tidemark/internal/state"
-	"golang.org/x/sys/unix"
 )
 
 // StatCache is the read side of the local stat cache.
@@ -130,16 +129,18 @@ type archiver struct {
 type fileJob struct {
 	dir *dirJob
 	idx int
-	st  scan.Stat
+	st  fs.Stat
 }
 
 // dirJob is one directory being archived.
 type dirJob struct {
 	path     string // absolute path
 	snapPath string // path in the snapshot, "" for the root
-	fd       int
-	fdRefs   atomic.Int32
-	dev      uint64 // device of the root this directory belongs to
+	// dir is the open directory, nil until opened; dirRefs counts its
+	// users (the walker, file jobs, prefetches), the last one closes it.
+	dir     *fs.Dir
+	dirRefs atomic.Int32
+	dev     uint64 // device of the root this directory belongs to
 	// only, for the directories above the roots, lists the entries to
 	// include and, per entry, whether it is a root (scanned fully) or
 	// another level above one.
@@ -255,13 +256,13 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (*Result, error) 
 
 	res := &Result{}
 	var rootDone atomic.Bool
-	fd, err := scan.OpenDirAt(unix.AT_FDCWD, "/")
+	rootDir, err := fs.OpenDir("/")
 	if err != nil {
 		close(a.jobs)
 		workers.Wait()
-		return nil, fmt.Errorf("open /: %w", err)
+		return nil, err
 	}
-	root := &dirJob{path: "/", fd: fd, oldTree: opt.ParentTree, wasInOldTr: !opt.ParentTree.IsNull(), onDone: func(id blob.ID, agg snapshot.Aggregates) {
+	root := &dirJob{path: "/", dir: rootDir, oldTree: opt.ParentTree, wasInOldTr: !opt.ParentTree.IsNull(), onDone: func(id blob.ID, agg snapshot.Aggregates) {
 		res.Tree, res.Totals = id, agg
 		rootDone.Store(true)
 	}}
@@ -272,13 +273,13 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (*Result, error) 
 		root.journal, root.dirty = true, buildDirty(opt.Changed, opt.ChangedTrees)
 		a.journalScan = true
 	}
-	if st, err := scan.Fstat(fd); err == nil {
+	if st, err := rootDir.Stat(); err == nil {
 		root.dev = st.Dev
 	}
-	root.fdRefs.Store(1)
+	root.dirRefs.Store(1)
 	root.pending.Store(1)
 	if err := a.checkRoots(); err != nil {
-		unix.Close(fd)
+		rootDir.Close()
 		close(a.jobs)
 		workers.Wait()
 		return nil, err
@@ -325,16 +326,8 @@ func (a *archiver) report(p string, err error, warning bool) {
 		a.prog.Errors.Add(1)
 	}
 	a.mu.Lock()
-	a.errs = append(a.errs, FileError{Path: p, Err: errString(err), Warning: warning})
+	a.errs = append(a.errs, FileError{Path: p, Err: fs.ErrorText(err), Warning: warning})
 	a.mu.Unlock()
-}
-
-func errString(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Op + ": " + pe.Err.Error()
-	}
-	return err.Error()
 }
 
 func (a *archiver) fatal(err error) { a.cancel(err) }
@@ -353,21 +346,21 @@ func joinSnap(dir, name string) string {
 	return dir + "/" + name
 }
 
-func nodeType(st scan.Stat) snapshot.NodeType {
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
+func nodeType(st fs.Stat) snapshot.NodeType {
+	switch st.Type() {
+	case fs.TypeRegular:
 		return snapshot.File
-	case unix.S_IFDIR:
+	case fs.TypeDir:
 		return snapshot.Dir
-	case unix.S_IFLNK:
+	case fs.TypeSymlink:
 		return snapshot.Symlink
-	case unix.S_IFBLK:
+	case fs.TypeBlockDev:
 		return snapshot.BlockDev
-	case unix.S_IFCHR:
+	case fs.TypeCharDev:
 		return snapshot.CharDev
-	case unix.S_IFIFO:
+	case fs.TypeFifo:
 		return snapshot.Fifo
-	case unix.S_IFSOCK:
+	case fs.TypeSocket:
 		return snapshot.Socket
 	}
 	return 0
@@ -379,7 +372,7 @@ func nodeType(st scan.Stat) snapshot.NodeType {
 // so the snapshot) deterministic.
 func (a *archiver) walk(ctx context.Context, d *dirJob) {
 	defer d.childDone(a)
-	defer d.releaseFD()
+	defer d.releaseDir()
 	defer d.dropPrefetched()
 
 	if d.ancestor {
@@ -396,13 +389,13 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 	}
 	l := d.listing
 	if l == nil {
-		l = &listing{fd: d.fd}
+		l = &listing{dir: d.dir}
 		a.fill(ctx, l, d.path, d.only, d.oldTree)
 	}
 	d.listing = nil
 	names := l.names
 	if l.listErr != nil {
-		a.report(d.path, fmt.Errorf("list directory: %w", l.listErr), false)
+		a.report(d.path, l.listErr, false)
 	}
 	a.prog.Dirs.Add(1)
 	a.prog.Current.Store(d.path)
@@ -451,10 +444,10 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
+			if errors.Is(err, fs.ErrNotExist) {
 				a.report(p, errors.New("vanished before it could be read"), true)
 			} else {
-				a.report(p, fmt.Errorf("lstat: %w", err), false)
+				a.report(p, err, false)
 			}
 			continue
 		}
@@ -464,7 +457,7 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 			continue
 		}
 		if typ == 0 {
-			a.report(p, fmt.Errorf("unknown file type %#o", st.Mode&unix.S_IFMT), false)
+			a.report(p, fmt.Errorf("unknown file type %#o", st.Type()), false)
 			continue
 		}
 		n := snapshot.Node{Name: name, Type: typ, Mode: st.Mode & 0o7777, UID: st.UID, GID: st.GID, MTime: st.MTime}
@@ -485,7 +478,7 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 			// when it changed.
 			if same {
 				n.Xattrs = on.Xattrs
-			} else if xs, err := scan.ListXattrs(d.fd, name); err != nil {
+			} else if xs, err := d.dir.Xattrs(name); err != nil {
 				a.report(p, err, true)
 			} else {
 				n.Xattrs = convertXattrs(xs)
@@ -534,12 +527,12 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 			}
 			d.nodes[i], d.recs[i] = n, rec
 			d.pending.Add(1)
-			d.fdRefs.Add(1)
+			d.dirRefs.Add(1)
 			select {
 			case a.jobs <- fileJob{dir: d, idx: i, st: st}:
 			case <-ctx.Done():
 				d.nodes[i].Type = 0
-				d.releaseFD()
+				d.releaseDir()
 				d.pending.Add(-1)
 				return
 			}
@@ -547,8 +540,8 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 		case snapshot.Symlink:
 			if same {
 				n.Target = on.Target
-			} else if n.Target, err = scan.Readlinkat(d.fd, name); err != nil {
-				a.report(p, fmt.Errorf("read symlink: %w", err), false)
+			} else if n.Target, err = d.dir.Readlink(name); err != nil {
+				a.report(p, err, false)
 				continue
 			}
 		case snapshot.BlockDev, snapshot.CharDev:
@@ -568,8 +561,8 @@ func (a *archiver) walk(ctx context.Context, d *dirJob) {
 	}
 }
 
-func (a *archiver) walkSubdir(ctx context.Context, d *dirJob, i int, name, p string, st scan.Stat, on *snapshot.Node, v *vnode, plan subdirPlan, dt *dirtyNode) {
-	sub := &dirJob{path: p, snapPath: joinSnap(d.snapPath, name), parent: d, idx: i, dev: d.dev, fd: -1,
+func (a *archiver) walkSubdir(ctx context.Context, d *dirJob, i int, name, p string, st fs.Stat, on *snapshot.Node, v *vnode, plan subdirPlan, dt *dirtyNode) {
+	sub := &dirJob{path: p, snapPath: joinSnap(d.snapPath, name), parent: d, idx: i, dev: d.dev,
 		journal: plan == planList || plan == planAncestor, dirty: dt, ancestor: plan == planAncestor}
 	if on != nil && on.Type == snapshot.Dir {
 		sub.oldTree = on.Subtree
@@ -588,27 +581,27 @@ func (a *archiver) walkSubdir(ctx context.Context, d *dirJob, i int, name, p str
 		sub.childDone(a)
 		return
 	}
-	var fd int
+	var dir *fs.Dir
 	var err error
 	if pre := d.prefetched[name]; pre != nil {
 		delete(d.prefetched, name)
 		<-pre.done
-		fd, err = pre.fd, pre.openErr
+		dir, err = pre.dir, pre.openErr
 		sub.listing = pre
 	} else {
-		fd, err = scan.OpenDirAt(d.fd, name)
+		dir, err = d.dir.OpenDir(name)
 	}
 	if err != nil {
-		a.report(p, fmt.Errorf("open directory: %w", err), false)
+		a.report(p, err, false)
 		sub.childDone(a)
 		return
 	}
-	sub.fd = fd
-	sub.fdRefs.Store(1)
+	sub.dir = dir
+	sub.dirRefs.Store(1)
 	a.walk(ctx, sub)
 }
 
-func convertXattrs(xs []scan.Xattr) []snapshot.Xattr {
+func convertXattrs(xs []fs.Xattr) []snapshot.Xattr {
 	if len(xs) == 0 {
 		return nil
 	}
@@ -619,9 +612,11 @@ func convertXattrs(xs []scan.Xattr) []snapshot.Xattr {
 	return out
 }
 
-func (d *dirJob) releaseFD() {
-	if d.fd >= 0 && d.fdRefs.Add(-1) == 0 {
-		unix.Close(d.fd)
+// releaseDir drops one reference to the open directory; the last one
+// closes it.
+func (d *dirJob) releaseDir() {
+	if d.dir != nil && d.dirRefs.Add(-1) == 0 {
+		d.dir.Close()
 	}
 }
 
@@ -694,7 +689,7 @@ func (a *archiver) worker(ctx context.Context) {
 		} else {
 			j.dir.nodes[j.idx].Type = 0
 		}
-		j.dir.releaseFD()
+		j.dir.releaseDir()
 		j.dir.childDone(a)
 	}
 }
@@ -710,20 +705,19 @@ func (a *archiver) readFile(ctx context.Context, j fileJob, ch *chunker.Chunker)
 		n.Type = 0
 	}
 	began := time.Now()
-	fd, err := scan.OpenFileAt(d.fd, n.Name)
+	f, err := d.dir.OpenFile(n.Name)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, fs.ErrNotExist) {
 			drop(errors.New("vanished before it could be read"), true)
 		} else {
-			drop(fmt.Errorf("open: %w", err), false)
+			drop(err, false)
 		}
 		return
 	}
-	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
-	st, err := scan.Fstat(fd)
+	st, err := f.Stat()
 	if err != nil {
-		drop(fmt.Errorf("fstat: %w", err), false)
+		drop(err, false)
 		return
 	}
 	if !st.IsRegular() {
@@ -743,7 +737,7 @@ func (a *archiver) readFile(ctx context.Context, j fileJob, ch *chunker.Chunker)
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			drop(fmt.Errorf("read: %w", err), false)
+			drop(err, false)
 			return
 		}
 		id := a.repo.Key().ID(chunk)
@@ -757,12 +751,12 @@ func (a *archiver) readFile(ctx context.Context, j fileJob, ch *chunker.Chunker)
 		a.prog.BytesRead.Add(uint64(len(chunk)))
 	}
 	n.Content, n.Size = content, size
-	if xs, err := scan.ListXattrs(d.fd, n.Name); err != nil {
+	if xs, err := d.dir.Xattrs(n.Name); err != nil {
 		a.report(p, err, true)
 	} else {
 		n.Xattrs = convertXattrs(xs)
 	}
-	after, err := scan.Fstat(fd)
+	after, err := f.Stat()
 	if err != nil || after.Size != st.Size || after.MTime != st.MTime || after.CTime != st.CTime || int64(size) != st.Size {
 		a.report(p, errors.New("changed while it was read; the snapshot holds what was read and the next backup reads it again"), true)
 		rec.CTime = 0

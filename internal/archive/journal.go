@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/fs"
 	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
@@ -75,7 +76,7 @@ const (
 	planAncestor                   // above reported directories: keep its entries, descend
 )
 
-func (a *archiver) planSubdir(d *dirJob, name string, on *snapshot.Node, st scan.Stat, rec *scan.StatRecord) (subdirPlan, *dirtyNode) {
+func (a *archiver) planSubdir(d *dirJob, name string, on *snapshot.Node, st fs.Stat, rec *scan.StatRecord) (subdirPlan, *dirtyNode) {
 	if !d.journal {
 		return planScanAll, nil
 	}
@@ -121,7 +122,7 @@ var errRelist = errors.New("relist")
 func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
 	l := d.listing
 	if l == nil {
-		l = &listing{fd: d.fd}
+		l = &listing{dir: d.dir}
 		a.fillOld(ctx, l, d.path, d.oldTree)
 	}
 	if l.oldErr != nil {
@@ -138,7 +139,7 @@ func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
 	// Check everything first, so a fallback to listing starts clean.
 	type step struct {
 		idx int
-		st  scan.Stat
+		st  fs.Stat
 	}
 	var steps []step
 	for _, name := range names {
@@ -146,7 +147,7 @@ func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
 		if idx == len(l.old.Nodes) || l.old.Nodes[idx].Name != name || l.old.Nodes[idx].Type != snapshot.Dir {
 			return errRelist // reported below something that was not a directory
 		}
-		st, err := scan.Lstatat(d.fd, name)
+		st, err := d.dir.Lstat(name)
 		if err != nil || !st.IsDir() {
 			return errRelist
 		}
@@ -181,7 +182,7 @@ func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
 		rec := &d.recs[s.idx]
 		oldRec := *rec
 		if rec.CTime == 0 || rec.CTime != s.st.CTime || rec.Ino != s.st.Ino || rec.Dev != s.st.Dev {
-			xs, err := scan.ListXattrs(d.fd, n.Name)
+			xs, err := d.dir.Xattrs(n.Name)
 			if err != nil {
 				a.report(p, err, true)
 			}

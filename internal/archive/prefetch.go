@@ -6,9 +6,9 @@ import (
 	"sort"
 
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/fs"
 	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
-	"golang.org/x/sys/unix"
 )
 
 // listing is everything the walker needs to process one directory: its
@@ -18,10 +18,10 @@ import (
 // decoding and database lookups run on all cores while the walker itself
 // stays single-threaded and deterministic.
 type listing struct {
-	fd       int // the opened directory, -1 if it could not be opened
+	dir      *fs.Dir // the opened directory, nil if it could not be opened
 	openErr  error
 	names    []string
-	stats    []scan.Stat
+	stats    []fs.Stat
 	statErrs []error
 	listErr  error
 
@@ -51,19 +51,19 @@ type prefetchTask struct {
 func (a *archiver) prefetcher(ctx context.Context) {
 	for t := range a.prefetch {
 		if ctx.Err() == nil {
-			t.out.fd, t.out.openErr = scan.OpenDirAt(t.parent.fd, t.name)
+			t.out.dir, t.out.openErr = t.parent.dir.OpenDir(t.name)
 			if t.out.openErr == nil {
 				a.fill(ctx, t.out, joinPath(t.parent.path, t.name), nil, t.oldTree)
 			}
 		} else {
-			t.out.fd, t.out.openErr = -1, ctx.Err()
+			t.out.openErr = ctx.Err()
 		}
-		t.parent.releaseFD()
+		t.parent.releaseDir()
 		close(t.out.done)
 	}
 }
 
-// fill lists the open directory l.fd (or takes the names given for the
+// fill lists the open directory l.dir (or takes the names given for the
 // levels above the roots) and loads what the parent snapshot knows of it.
 func (a *archiver) fill(ctx context.Context, l *listing, path string, only map[string]*vnode, oldTree blob.ID) {
 	if only != nil {
@@ -72,16 +72,16 @@ func (a *archiver) fill(ctx context.Context, l *listing, path string, only map[s
 		}
 		sort.Strings(l.names)
 	} else {
-		l.names, l.listErr = scan.ReadDirNames(l.fd)
+		l.names, l.listErr = l.dir.Names()
 	}
-	l.stats = make([]scan.Stat, len(l.names))
+	l.stats = make([]fs.Stat, len(l.names))
 	l.statErrs = make([]error, len(l.names))
 	for i, name := range l.names {
 		if only == nil && a.opt.Excludes.Excluded(joinPath(path, name), name) {
 			l.statErrs[i] = errExcluded
 			continue
 		}
-		l.stats[i], l.statErrs[i] = scan.Lstatat(l.fd, name)
+		l.stats[i], l.statErrs[i] = l.dir.Lstat(name)
 	}
 	a.fillOld(ctx, l, path, oldTree)
 }
@@ -128,8 +128,8 @@ func (a *archiver) schedulePrefetch(d *dirJob, l *listing) {
 		if plan, _ := a.planSubdir(d, name, on, st, scan.FindStatRecord(l.recs, name)); plan == planReuse || plan == planAncestor {
 			continue // not listed: nothing to prefetch
 		}
-		out := &listing{fd: -1, done: make(chan struct{})}
-		d.fdRefs.Add(1)
+		out := &listing{done: make(chan struct{})}
+		d.dirRefs.Add(1)
 		select {
 		case a.prefetch <- prefetchTask{parent: d, name: name, oldTree: oldTree, out: out}:
 			if d.prefetched == nil {
@@ -137,7 +137,7 @@ func (a *archiver) schedulePrefetch(d *dirJob, l *listing) {
 			}
 			d.prefetched[name] = out
 		default:
-			d.fdRefs.Add(-1)
+			d.dirRefs.Add(-1)
 			return
 		}
 	}
@@ -148,8 +148,8 @@ func (a *archiver) schedulePrefetch(d *dirJob, l *listing) {
 func (d *dirJob) dropPrefetched() {
 	for name, l := range d.prefetched {
 		<-l.done
-		if l.fd >= 0 {
-			unix.Close(l.fd)
+		if l.dir != nil {
+			l.dir.Close()
 		}
 		delete(d.prefetched, name)
 	}

@@ -11,7 +11,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"syscall"
+
+	tmfs "github.com/tidemark/tidemark/internal/fs"
 )
 
 // Spec describes a tree.
@@ -179,9 +180,8 @@ func Compare(a, b string) error {
 			if !bytes.Equal(da, db) {
 				return fmt.Errorf("%s: contents differ", rel)
 			}
-			sa, sb := ia.Sys().(*syscall.Stat_t), ib.Sys().(*syscall.Stat_t)
-			if sa.Uid != sb.Uid || sa.Gid != sb.Gid {
-				return fmt.Errorf("%s: owner %d:%d vs %d:%d", rel, sa.Uid, sa.Gid, sb.Uid, sb.Gid)
+			if err := compareOwners(rel, p, q); err != nil {
+				return err
 			}
 		case ia.Mode()&fs.ModeSymlink != 0:
 			ta, _ := os.Readlink(p)
@@ -205,4 +205,23 @@ func Compare(a, b string) error {
 		}
 		return nil
 	})
+}
+
+// compareOwners compares the owners of a and b. Package fs reports them
+// where the platform has them (on Windows both are 0, so they agree).
+func compareOwners(rel, a, b string) error {
+	var st [2]tmfs.Stat
+	for i, p := range []string{a, b} {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		if st[i], err = tmfs.Lstat(abs); err != nil {
+			return err
+		}
+	}
+	if st[0].UID != st[1].UID || st[0].GID != st[1].GID {
+		return fmt.Errorf("%s: owner %d:%d vs %d:%d", rel, st[0].UID, st[0].GID, st[1].UID, st[1].GID)
+	}
+	return nil
 }

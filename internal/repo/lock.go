@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/backend"
@@ -89,12 +88,7 @@ func (l LockInfo) Stale(now time.Time) bool {
 		return true
 	}
 	host, _ := os.Hostname()
-	if l.Host == host && l.PID > 0 {
-		if err := syscall.Kill(l.PID, 0); errors.Is(err, syscall.ESRCH) {
-			return true
-		}
-	}
-	return false
+	return l.Host == host && l.PID > 0 && processGone(l.PID)
 }
 
 // Lock is a held lock; Unlock releases it.

@@ -3,14 +3,16 @@
 // One walker goroutine visits the trees depth-first in name order, creating
 // directories, symlinks and special files itself and handing regular files
 // to a pool of workers that fetch and write their content. Every filesystem
-// call is made relative to an open directory descriptor and never follows a
-// symlink inside the target, so deep trees (paths longer than PATH_MAX)
-// restore correctly and a hostile snapshot or a planted symlink cannot make
-// the restore write outside the target.
+// call goes through package fs, relative to an open directory, and never
+// follows a symlink inside the target, so deep trees (paths longer than
+// PATH_MAX) restore correctly and a hostile snapshot or a planted symlink
+// cannot make the restore write outside the target. What a platform cannot
+// restore (fifos, sockets and devices on macOS and Windows; owners and
+// xattrs on Windows) is reported per entry.
 //
 // A directory's metadata (mode, owner, xattrs, mtime) is applied when its
 // last child is done, so writing the children neither bumps its mtime nor is
-// blocked by a read-only mode. Hard links are recreated with linkat once the
+// blocked by a read-only mode. Hard links are recreated (linkat) once the
 // first copy of the inode has been written in full; all-zero chunks become
 // holes, so sparse files stay sparse. A file whose content cannot be loaded
 // or verified is reported and removed, never left with wrong data.

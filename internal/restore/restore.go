@@ -5,20 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/fs"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
-	"golang.org/x/sys/unix"
 )
 
 // Options configure one restore.
@@ -69,17 +67,12 @@ var (
 	errIsDir  = errors.New("a directory is in the way; not replaced")
 )
 
-const (
-	dirFlags  = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fileFlags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-)
-
 type restorer struct {
 	repo   *repo.Repository
 	opt    Options
 	prog   *Progress
 	target string // Target without a trailing slash, for messages
-	rootfd int
+	root   *fs.Dir
 	jobs   chan fileJob
 	blobs  *readAhead
 
@@ -100,7 +93,7 @@ type dirJob struct {
 	name   string         // name in parent
 	node   *snapshot.Node // nil for the target itself
 	parent *dirJob
-	fd     int
+	dir    *fs.Dir
 	// pending counts unfinished children plus one held by the walker.
 	pending atomic.Int32
 }
@@ -115,13 +108,13 @@ type leader struct {
 	dev, ino uint64
 }
 
-// fileJob is a regular file handed to a worker: either fd is an empty file
+// fileJob is a regular file handed to a worker: either f is an empty file
 // the walker created, or linkTo names the file to hard-link to.
 type fileJob struct {
 	dir    *dirJob
 	node   *snapshot.Node
 	path   string
-	fd     int
+	f      *fs.File
 	lead   *leader // set when this file is its group's leader
 	linkTo *leader
 }
@@ -150,23 +143,23 @@ func Run(ctx context.Context, r *repo.Repository, tree blob.ID, opt Options) (*R
 	if err := os.MkdirAll(opt.Target, 0o700); err != nil {
 		return nil, fmt.Errorf("restore %s: %w", opt.Target, err)
 	}
-	fd, err := openat(unix.AT_FDCWD, opt.Target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	rootDir, err := fs.OpenDirFollow(opt.Target)
 	if err != nil {
-		return nil, fmt.Errorf("restore %s: %w", opt.Target, err)
+		return nil, fmt.Errorf("restore: %w", err)
 	}
-	w := newRestorer(r, opt, fd)
+	w := newRestorer(r, opt, rootDir)
 
 	var workers sync.WaitGroup
 	for range opt.Workers {
 		workers.Go(func() { w.worker(ctx) })
 	}
-	top := &dirJob{fd: fd}
+	top := &dirJob{dir: rootDir}
 	top.pending.Store(1)
 	w.walk(ctx, top, root, sel)
 	top.childDone(w)
 	close(w.jobs)
 	workers.Wait()
-	unix.Close(fd)
+	rootDir.Close()
 
 	res := &Result{Files: w.files.Load(), Dirs: w.dirs.Load(), Other: w.other.Load(), Bytes: w.bytes.Load()}
 	w.mu.Lock()
@@ -179,12 +172,12 @@ func Run(ctx context.Context, r *repo.Repository, tree blob.ID, opt Options) (*R
 	return res, nil
 }
 
-func newRestorer(r *repo.Repository, opt Options, rootfd int) *restorer {
+func newRestorer(r *repo.Repository, opt Options, root *fs.Dir) *restorer {
 	prog := opt.Progress
 	if prog == nil {
 		prog = &Progress{}
 	}
-	return &restorer{repo: r, opt: opt, prog: prog, target: strings.TrimRight(opt.Target, "/"), rootfd: rootfd,
+	return &restorer{repo: r, opt: opt, prog: prog, target: strings.TrimRight(opt.Target, "/"), root: root,
 		jobs: make(chan fileJob, 4*opt.Workers), links: map[string]*leader{}, blobs: newReadAhead(r)}
 }
 
@@ -272,7 +265,7 @@ func (w *restorer) display(p string) string {
 
 func (w *restorer) report(p string, err error) {
 	w.mu.Lock()
-	w.errs = append(w.errs, FileError{Path: w.display(p), Err: err.Error()})
+	w.errs = append(w.errs, FileError{Path: w.display(p), Err: fs.ErrorText(err)})
 	w.mu.Unlock()
 }
 
@@ -318,14 +311,14 @@ func (w *restorer) walk(ctx context.Context, d *dirJob, t *snapshot.Tree, sel *s
 }
 
 func (w *restorer) restoreDir(ctx context.Context, parent *dirJob, n *snapshot.Node, p string, sel *selector) {
-	fd, err := w.makeDir(parent.fd, n.Name)
+	dir, err := w.makeDir(parent.dir, n.Name)
 	if err != nil {
 		w.report(p, err)
 		return
 	}
 	w.dirs.Add(1)
 	w.prog.Dirs.Add(1)
-	d := &dirJob{path: p, name: n.Name, node: n, parent: parent, fd: fd}
+	d := &dirJob{path: p, name: n.Name, node: n, parent: parent, dir: dir}
 	d.pending.Store(1)
 	parent.pending.Add(1)
 	t, err := snapshot.LoadTree(ctx, w.repo, n.Subtree)
@@ -340,37 +333,36 @@ func (w *restorer) restoreDir(ctx context.Context, parent *dirJob, n *snapshot.N
 
 // makeDir creates (or, if it exists, merges into) directory name and
 // opens it.
-func (w *restorer) makeDir(dirfd int, name string) (int, error) {
-	err := unix.Mkdirat(dirfd, name, 0o700)
-	if err == unix.EEXIST {
-		var st unix.Stat_t
-		if err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+func (w *restorer) makeDir(parent *fs.Dir, name string) (*fs.Dir, error) {
+	err := parent.Mkdir(name, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		var st fs.Stat
+		if st, err = parent.Lstat(name); err == nil {
 			switch {
-			case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+			case st.IsDir():
 				// merge
 			case !w.opt.Overwrite:
-				return -1, errExists
+				return nil, errExists
 			default:
-				if err = unix.Unlinkat(dirfd, name, 0); err == nil {
-					err = unix.Mkdirat(dirfd, name, 0o700)
+				if err = parent.Remove(name); err == nil {
+					err = parent.Mkdir(name, 0o700)
 				}
 			}
 		}
 	}
 	if err != nil {
-		return -1, fmt.Errorf("create directory: %w", err)
+		return nil, err
 	}
-	fd, err := openat(dirfd, name, dirFlags, 0)
+	d, err := parent.OpenDir(name)
 	if err != nil {
-		return -1, fmt.Errorf("open directory: %w", err)
+		return nil, err
 	}
 	// A directory merged into (or made under an odd umask) may be closed
 	// to us; it gets its final mode once its contents are restored.
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) == nil && st.Mode&0o700 != 0o700 && int(st.Uid) == os.Geteuid() {
-		_ = unix.Fchmod(fd, st.Mode&0o7777|0o700)
+	if st, err := d.Stat(); err == nil && st.Mode&0o700 != 0o700 && int(st.UID) == os.Geteuid() {
+		_ = d.Chmod(st.Mode&0o7777 | 0o700)
 	}
-	return fd, nil
+	return d, nil
 }
 
 // childDone records that one child (or the walker) is done with d; the
@@ -383,10 +375,10 @@ func (d *dirJob) childDone(w *restorer) {
 		// The target itself: its metadata is not the snapshot's.
 		return
 	}
-	if err := w.setMeta(d.parent.fd, d.name, d.fd, d.node); err != nil {
+	if err := w.setMeta(d.parent.dir, d.name, d.dir, d.node); err != nil {
 		w.report(d.path, err)
 	}
-	unix.Close(d.fd)
+	d.dir.Close()
 	d.parent.childDone(w)
 }
 
@@ -405,17 +397,17 @@ func linkKey(n *snapshot.Node, p string) string {
 // order) and hands it to a worker, or queues a hard link to its group's
 // leader.
 func (w *restorer) restoreFile(ctx context.Context, d *dirJob, n *snapshot.Node, p string) {
-	j := fileJob{dir: d, node: n, path: p, fd: -1}
+	j := fileJob{dir: d, node: n, path: p}
 	key := linkKey(n, p)
 	if ld := w.links[key]; ld != nil {
 		j.linkTo = ld
 	} else {
-		fd, err := w.createFile(d.fd, n.Name)
+		f, err := w.createFile(d.dir, n.Name)
 		if err != nil {
 			w.report(p, err)
 			return
 		}
-		j.fd = fd
+		j.f = f
 		if key != "" {
 			j.lead = &leader{dir: d, path: p, done: make(chan struct{})}
 			w.links[key] = j.lead
@@ -430,52 +422,47 @@ func (w *restorer) restoreFile(ctx context.Context, d *dirJob, n *snapshot.Node,
 	}
 }
 
-func (w *restorer) createFile(dirfd int, name string) (int, error) {
-	fd := -1
-	err := w.place(dirfd, name, "create file", func() error {
+func (w *restorer) createFile(dir *fs.Dir, name string) (*fs.File, error) {
+	var f *fs.File
+	err := w.place(dir, name, "create file", func() error {
 		var err error
-		fd, err = openat(dirfd, name, fileFlags, 0o600)
+		f, err = dir.CreateFile(name, 0o600)
 		return err
 	})
-	return fd, err
+	return f, err
 }
 
-// place runs create for name in dirfd. If something is there already it is
-// unlinked (not followed) and create retried when Overwrite allows it;
-// directories are never removed.
-func (w *restorer) place(dirfd int, name, op string, create func() error) error {
+// place runs create for name in dir; the errors of create name the
+// operation (op) themselves. If something is there already it is removed
+// (not followed) and create retried when Overwrite allows it; directories
+// are never removed.
+func (w *restorer) place(dir *fs.Dir, name, op string, create func() error) error {
 	err := create()
-	if err == nil {
-		return nil
+	if err == nil || !errors.Is(err, fs.ErrExist) {
+		return err
 	}
-	if err != unix.EEXIST {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	st, err := dir.Lstat(name)
+	if err != nil {
 		return fmt.Errorf("%s: inspect existing entry: %w", op, err)
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	if st.IsDir() {
 		return errIsDir
 	}
 	if !w.opt.Overwrite {
 		return errExists
 	}
-	if err := unix.Unlinkat(dirfd, name, 0); err != nil && err != unix.ENOENT {
+	if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: remove existing entry: %w", op, err)
 	}
-	if err := create(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
+	return create()
 }
 
 // abandon undoes a job that will not run: an empty file is not the
 // snapshot's content, so it goes.
 func (w *restorer) abandon(j fileJob) {
-	if j.fd >= 0 {
-		unix.Close(j.fd)
-		unix.Unlinkat(j.dir.fd, j.node.Name, 0)
+	if j.f != nil {
+		j.f.Close()
+		j.dir.dir.Remove(j.node.Name)
 	}
 	if j.lead != nil {
 		close(j.lead.done)
@@ -507,16 +494,16 @@ func (w *restorer) writeFile(ctx context.Context, j fileJob) {
 			close(j.lead.done)
 		}()
 	}
-	err := w.writeContent(ctx, j.fd, n)
+	err := w.writeContent(ctx, j.f, n)
 	if err == nil && j.lead != nil {
-		var st unix.Stat_t
-		if err = unix.Fstat(j.fd, &st); err == nil {
+		var st fs.Stat
+		if st, err = j.f.Stat(); err == nil {
 			j.lead.dev, j.lead.ino = st.Dev, st.Ino
 		}
 	}
 	if err != nil {
-		unix.Close(j.fd)
-		if uerr := unix.Unlinkat(j.dir.fd, n.Name, 0); uerr != nil && uerr != unix.ENOENT {
+		j.f.Close()
+		if uerr := j.dir.dir.Remove(n.Name); uerr != nil && !errors.Is(uerr, fs.ErrNotExist) {
 			err = fmt.Errorf("%w; removing the incomplete file failed: %w", err, uerr)
 		}
 		if ctx.Err() == nil {
@@ -524,9 +511,9 @@ func (w *restorer) writeFile(ctx context.Context, j fileJob) {
 		}
 		return
 	}
-	metaErr := w.setMeta(j.dir.fd, n.Name, j.fd, n)
-	if err := unix.Close(j.fd); err != nil {
-		metaErr = errors.Join(metaErr, fmt.Errorf("close: %w", err))
+	metaErr := w.setMeta(j.dir.dir, n.Name, j.f, n)
+	if err := j.f.Close(); err != nil {
+		metaErr = errors.Join(metaErr, err)
 	}
 	if metaErr != nil {
 		w.report(j.path, metaErr)
@@ -553,7 +540,7 @@ func isZero(b []byte) bool {
 // writeContent writes n's chunks in order. All-zero chunks are skipped and
 // the size set with ftruncate at the end, which leaves holes where the
 // source most likely had them.
-func (w *restorer) writeContent(ctx context.Context, fd int, n *snapshot.Node) error {
+func (w *restorer) writeContent(ctx context.Context, f *fs.File, n *snapshot.Node) error {
 	var off uint64
 	for _, id := range n.Content {
 		data, err := w.blobs.load(ctx, id)
@@ -564,8 +551,8 @@ func (w *restorer) writeContent(ctx context.Context, fd int, n *snapshot.Node) e
 			return fmt.Errorf("content exceeds the recorded size %d: %w", n.Size, repo.ErrCorrupt)
 		}
 		if !isZero(data) {
-			if err := pwriteAll(fd, data, int64(off)); err != nil {
-				return fmt.Errorf("write: %w", err)
+			if _, err := f.WriteAt(data, int64(off)); err != nil {
+				return err
 			}
 		}
 		off += uint64(len(data))
@@ -574,27 +561,7 @@ func (w *restorer) writeContent(ctx context.Context, fd int, n *snapshot.Node) e
 	if off != n.Size {
 		return fmt.Errorf("content is %d bytes, the recorded size is %d: %w", off, n.Size, repo.ErrCorrupt)
 	}
-	if err := unix.Ftruncate(fd, int64(off)); err != nil {
-		return fmt.Errorf("truncate: %w", err)
-	}
-	return nil
-}
-
-func pwriteAll(fd int, b []byte, off int64) error {
-	for len(b) > 0 {
-		n, err := unix.Pwrite(fd, b, off)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return io.ErrShortWrite
-		}
-		b, off = b[n:], off+int64(n)
-	}
-	return nil
+	return f.Truncate(int64(off))
 }
 
 // linkFile waits for the group's leader and links to it. If the leader
@@ -621,175 +588,131 @@ func (w *restorer) linkFile(ctx context.Context, j fileJob) {
 			return
 		}
 	}
-	fd, err := w.createFile(j.dir.fd, j.node.Name)
+	f, err := w.createFile(j.dir.dir, j.node.Name)
 	if err != nil {
 		w.report(j.path, err)
 		return
 	}
-	j.fd, j.linkTo = fd, nil
+	j.f, j.linkTo = f, nil
 	w.writeFile(ctx, j)
 }
 
 // link creates j's entry as a hard link to the leader, after checking the
 // leader's name still holds the inode that was written.
 func (w *restorer) link(ld *leader, j fileJob) error {
-	olddir := j.dir.fd
+	olddir := j.dir.dir
 	if ld.dir != j.dir {
-		fd, err := w.openPath(path.Dir(ld.path))
+		// The leader's directory may be done and closed by now: open it
+		// again from the target, one component at a time.
+		d, err := w.root.OpenDirPath(path.Dir(ld.path))
 		if err != nil {
 			return fmt.Errorf("open directory of %s: %w", w.display(ld.path), err)
 		}
-		defer unix.Close(fd)
-		olddir = fd
+		defer d.Close()
+		olddir = d
 	}
 	oldname := path.Base(ld.path)
-	var st unix.Stat_t
-	if err := unix.Fstatat(olddir, oldname, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	st, err := olddir.Lstat(oldname)
+	if err != nil {
 		return fmt.Errorf("stat %s: %w", w.display(ld.path), err)
 	}
 	if st.Dev != ld.dev || st.Ino != ld.ino {
 		return fmt.Errorf("%s was replaced during the restore", w.display(ld.path))
 	}
-	return w.place(j.dir.fd, j.node.Name, "link", func() error {
-		return unix.Linkat(olddir, oldname, j.dir.fd, j.node.Name, 0)
+	return w.place(j.dir.dir, j.node.Name, "link", func() error {
+		return fs.Link(olddir, oldname, j.dir.dir, j.node.Name)
 	})
-}
-
-// openPath opens the directory at snapshot path p (relative to the target)
-// one component at a time, never following a symlink.
-func (w *restorer) openPath(p string) (int, error) {
-	fd, err := unix.Dup(w.rootfd)
-	if err != nil || p == "." {
-		return fd, err
-	}
-	for _, name := range strings.Split(p, "/") {
-		next, err := openat(fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
-		if err != nil {
-			return -1, err
-		}
-		fd = next
-	}
-	return fd, nil
 }
 
 // restoreOther creates a symlink, fifo, socket or device node.
 func (w *restorer) restoreOther(d *dirJob, n *snapshot.Node, p string) {
 	mknod := func(typ uint32, dev uint64) func() error {
-		return func() error { return unix.Mknodat(d.fd, n.Name, typ|0o600, int(dev)) }
+		return func() error { return d.dir.Mknod(n.Name, typ|0o600, dev) }
 	}
 	var create func() error
 	op := "create " + n.Type.String()
 	switch n.Type {
 	case snapshot.Symlink:
-		create = func() error { return unix.Symlinkat(n.Target, d.fd, n.Name) }
+		create = func() error { return d.dir.Symlink(n.Target, n.Name) }
 	case snapshot.Fifo:
-		create = mknod(unix.S_IFIFO, 0)
+		create = mknod(fs.TypeFifo, 0)
 	case snapshot.Socket:
-		create = mknod(unix.S_IFSOCK, 0)
+		create = mknod(fs.TypeSocket, 0)
 	case snapshot.CharDev:
-		create = mknod(unix.S_IFCHR, n.Rdev)
+		create = mknod(fs.TypeCharDev, n.Rdev)
 	case snapshot.BlockDev:
-		create = mknod(unix.S_IFBLK, n.Rdev)
+		create = mknod(fs.TypeBlockDev, n.Rdev)
 	default:
 		w.report(p, fmt.Errorf("unknown entry type %s", n.Type))
 		return
 	}
-	if err := w.place(d.fd, n.Name, op, create); err != nil {
-		if (n.Type == snapshot.CharDev || n.Type == snapshot.BlockDev) && errors.Is(err, unix.EPERM) {
+	if err := w.place(d.dir, n.Name, op, create); err != nil {
+		if (n.Type == snapshot.CharDev || n.Type == snapshot.BlockDev) && errors.Is(err, fs.ErrPermission) {
 			err = fmt.Errorf("%w (creating devices needs root)", err)
 		}
 		w.report(p, err)
 		return
 	}
-	if err := w.setMeta(d.fd, n.Name, -1, n); err != nil {
+	if err := w.setMeta(d.dir, n.Name, nil, n); err != nil {
 		w.report(p, err)
 	}
 	w.other.Add(1)
 }
 
-// setMeta restores owner, xattrs, mode and mtime of name in dirfd, using
-// fd (the entry itself) when it is open. The order matters: chown clears
+// openEntry is an entry open while its metadata is set: a restored file or
+// directory. Going through it rather than its name saves path lookups and
+// cannot be redirected.
+type openEntry interface {
+	Chown(uid, gid uint32) error
+	SetXattr(x fs.Xattr) error
+	Chmod(mode uint32) error
+}
+
+// setMeta restores owner, xattrs, mode and mtime of name in dir, through
+// self (the entry itself) when it is open. The order matters: chown clears
 // setuid/setgid bits and file capabilities, and user xattrs need write
 // permission, so the mode comes after both; the mtime comes last.
-func (w *restorer) setMeta(dirfd int, name string, fd int, n *snapshot.Node) error {
+func (w *restorer) setMeta(dir *fs.Dir, name string, self openEntry, n *snapshot.Node) error {
 	var errs []error
 	if w.opt.Owners {
 		var err error
-		if fd >= 0 {
-			err = unix.Fchown(fd, int(n.UID), int(n.GID))
+		if self != nil {
+			err = self.Chown(n.UID, n.GID)
 		} else {
-			err = unix.Fchownat(dirfd, name, int(n.UID), int(n.GID), unix.AT_SYMLINK_NOFOLLOW)
+			err = dir.Lchown(name, n.UID, n.GID)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("chown: %w", err))
+			errs = append(errs, err)
 		}
 	}
 	for _, x := range n.Xattrs {
 		var err error
-		if fd >= 0 {
-			err = unix.Fsetxattr(fd, x.Name, x.Value, 0)
+		if self != nil {
+			err = self.SetXattr(fs.Xattr{Name: x.Name, Value: x.Value})
 		} else {
-			// There are no *at xattr calls; /proc/self/fd keeps this
-			// relative to dirfd, and Lsetxattr does not follow name.
-			err = unix.Lsetxattr(procPath(dirfd)+"/"+name, x.Name, x.Value, 0)
+			err = dir.Lsetxattr(name, fs.Xattr{Name: x.Name, Value: x.Value})
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("set xattr %s: %w", x.Name, err))
+			errs = append(errs, err)
 		}
 	}
 	if n.Type != snapshot.Symlink { // symlink modes mean nothing on Linux
 		mode := n.Mode & 0o7777
 		var err error
-		if fd >= 0 {
-			err = unix.Fchmod(fd, mode)
+		if self != nil {
+			err = self.Chmod(mode)
 		} else {
-			err = chmodNoFollow(dirfd, name, mode)
+			err = dir.Lchmod(name, mode)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("chmod: %w", err))
+			errs = append(errs, err)
 		}
 	}
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(n.MTime)}
-	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		errs = append(errs, fmt.Errorf("set mtime: %w", err))
+	if err := dir.SetMtime(name, n.MTime); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("restore metadata: %w", errors.Join(errs...))
-}
-
-// chmodNoFollow changes the mode of name without following a symlink.
-func chmodNoFollow(dirfd int, name string, mode uint32) error {
-	err := unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
-	if err != unix.EOPNOTSUPP && err != unix.ENOSYS {
-		return err
-	}
-	// Kernels before 6.6 lack fchmodat2: chmod through an O_PATH descriptor
-	// of the entry itself, as glibc does.
-	fd, err := openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		return unix.EOPNOTSUPP
-	}
-	return unix.Fchmodat(unix.AT_FDCWD, procPath(fd), mode, 0)
-}
-
-func procPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
-
-func openat(dirfd int, name string, flags int, mode uint32) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, flags, mode)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
 }

@@ -1,3 +1,8 @@
+//go:build linux
+
+// The restore tests build their source trees with Linux system calls
+// (mknod, xattrs, paths beyond PATH_MAX) and compare full stat results.
+
 package restore
 
 import (
@@ -20,14 +25,18 @@ import (
 	"github.com/tidemark/tidemark/internal/backend/local"
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/crypto"
+	"github.com/tidemark/tidemark/internal/fs"
 	"github.com/tidemark/tidemark/internal/gentree"
 	"github.com/tidemark/tidemark/internal/repo"
-	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
 	"golang.org/x/sys/unix"
 )
 
 var password = []byte("restore test password")
+
+// dirFlags open a directory the way package fs does, for the tests' own
+// descriptor walks.
+const dirFlags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 
 func repoOptions() repo.Options {
 	return repo.Options{KDF: func() (crypto.KDFParams, error) {
@@ -219,11 +228,11 @@ func buildSource(t *testing.T) source {
 	removable(t, src.dir)
 
 	// Odd nanosecond mtimes, children before their directory.
-	dfd, err := unix.Open(src.dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	sd, err := fs.OpenDir(src.dir)
 	must(t, err)
-	defer unix.Close(dfd)
+	defer sd.Close()
 	i := int64(0)
-	walkAt(t, dfd, "", func(dirfd int, name, _ string, _ *unix.Stat_t) {
+	walkAt(t, sd, "", func(dirfd int, name, _ string, _ *unix.Stat_t) {
 		i++
 		mtime := 1_500_000_000_000_000_000 + i*7_777_777_777 + 123_456_789
 		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
@@ -238,12 +247,12 @@ func buildSource(t *testing.T) source {
 // by opening up the read-only directories a test made or restored.
 func removable(t *testing.T, dir string) {
 	t.Cleanup(func() {
-		fd, err := unix.Open(dir, dirFlags, 0)
+		d, err := fs.OpenDir(dir)
 		if err != nil {
 			return
 		}
-		defer unix.Close(fd)
-		walkAt(t, fd, "", func(dirfd int, name, _ string, st *unix.Stat_t) {
+		defer d.Close()
+		walkAt(t, d, "", func(dirfd int, name, _ string, st *unix.Stat_t) {
 			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 				unix.Fchmodat(dirfd, name, 0o700, 0)
 			}
@@ -251,21 +260,22 @@ func removable(t *testing.T, dir string) {
 	})
 }
 
-// walkAt calls fn for every entry below dirfd, a directory's children
-// before the directory, working on descriptors so long paths are reached.
-func walkAt(t *testing.T, dirfd int, rel string, fn func(dirfd int, name, rel string, st *unix.Stat_t)) {
+// walkAt calls fn for every entry below d, a directory's children before
+// the directory, working on descriptors so long paths are reached.
+func walkAt(t *testing.T, d *fs.Dir, rel string, fn func(dirfd int, name, rel string, st *unix.Stat_t)) {
 	t.Helper()
-	names, err := scan.ReadDirNames(dirfd)
+	names, err := d.Names()
 	must(t, err)
+	dirfd := int(d.Fd())
 	for _, name := range names {
 		var st unix.Stat_t
 		must(t, unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW))
 		r := joinSnap(rel, name)
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			fd, err := unix.Openat(dirfd, name, dirFlags, 0)
+			sub, err := d.OpenDir(name)
 			must(t, err)
-			walkAt(t, fd, r, fn)
-			unix.Close(fd)
+			walkAt(t, sub, r, fn)
+			sub.Close()
 		}
 		fn(dirfd, name, r, &st)
 	}
@@ -287,11 +297,12 @@ func compareTrees(t *testing.T, src, dst string, owners bool) counts {
 	var c counts
 	srcToDst := map[inode]inode{}
 	dstToSrc := map[inode]inode{}
-	var cmp func(sfd, dfd int, rel string)
-	cmp = func(sfd, dfd int, rel string) {
-		snames, err := scan.ReadDirNames(sfd)
+	var cmp func(sdir, ddir *fs.Dir, rel string)
+	cmp = func(sdir, ddir *fs.Dir, rel string) {
+		sfd, dfd := int(sdir.Fd()), int(ddir.Fd())
+		snames, err := sdir.Names()
 		must(t, err)
-		dnames, err := scan.ReadDirNames(dfd)
+		dnames, err := ddir.Names()
 		must(t, err)
 		if !slices.Equal(snames, dnames) {
 			t.Errorf("%s: entries differ:\nsource   %q\nrestored %q", rel, snames, dnames)
@@ -306,9 +317,9 @@ func compareTrees(t *testing.T, src, dst string, owners bool) counts {
 			if s.Mode&unix.S_IFMT != d.Mode&unix.S_IFMT {
 				continue
 			}
-			sx, err := scan.ListXattrs(sfd, name)
+			sx, err := sdir.Xattrs(name)
 			must(t, err)
-			dx, err := scan.ListXattrs(dfd, name)
+			dx, err := ddir.Xattrs(name)
 			must(t, err)
 			if !reflect.DeepEqual(sx, dx) {
 				t.Errorf("%s: xattrs %q, restored %q", r, sx, dx)
@@ -337,20 +348,20 @@ func compareTrees(t *testing.T, src, dst string, owners bool) counts {
 				}
 			case unix.S_IFDIR:
 				c.dirs++
-				sub := func(fd int) int {
-					f, err := unix.Openat(fd, name, dirFlags, 0)
+				sub := func(d *fs.Dir) *fs.Dir {
+					f, err := d.OpenDir(name)
 					must(t, err)
 					return f
 				}
-				s2, d2 := sub(sfd), sub(dfd)
+				s2, d2 := sub(sdir), sub(ddir)
 				cmp(s2, d2, r)
-				unix.Close(s2)
-				unix.Close(d2)
+				s2.Close()
+				d2.Close()
 			case unix.S_IFLNK:
 				c.other++
-				st, err := scan.Readlinkat(sfd, name)
+				st, err := sdir.Readlink(name)
 				must(t, err)
-				dt, err := scan.Readlinkat(dfd, name)
+				dt, err := ddir.Readlink(name)
 				must(t, err)
 				if st != dt {
 					t.Errorf("%s: symlink to %q, restored to %q", r, st, dt)
@@ -363,17 +374,17 @@ func compareTrees(t *testing.T, src, dst string, owners bool) counts {
 			}
 		}
 	}
-	sfd, err := unix.Open(src, dirFlags, 0)
+	sdir, err := fs.OpenDir(src)
 	must(t, err)
-	defer unix.Close(sfd)
-	dfd, err := unix.Open(dst, dirFlags, 0)
+	defer sdir.Close()
+	ddir, err := fs.OpenDir(dst)
 	must(t, err)
-	defer unix.Close(dfd)
+	defer ddir.Close()
 	var s, d unix.Stat_t
-	must(t, unix.Fstat(sfd, &s))
-	must(t, unix.Fstat(dfd, &d))
+	must(t, unix.Fstat(int(sdir.Fd()), &s))
+	must(t, unix.Fstat(int(ddir.Fd()), &d))
 	compareStat(t, ".", &s, &d, owners)
-	cmp(sfd, dfd, "")
+	cmp(sdir, ddir, "")
 	return c
 }
 
@@ -918,10 +929,10 @@ func TestWalkRefusesInvalidNames(t *testing.T) {
 	base := tempDir(t)
 	target := filepath.Join(base, "target")
 	must(t, os.Mkdir(target, 0o700))
-	fd, err := unix.Open(target, dirFlags, 0)
+	root, err := fs.OpenDir(target)
 	must(t, err)
-	w := newRestorer(nil, Options{Target: target, Workers: 1}, fd)
-	top := &dirJob{fd: fd}
+	w := newRestorer(nil, Options{Target: target, Workers: 1}, root)
+	top := &dirJob{dir: root}
 	top.pending.Store(1)
 	names := []string{"..", ".", "", "a/b", "x\x00y"}
 	tree := &snapshot.Tree{}
@@ -932,7 +943,7 @@ func TestWalkRefusesInvalidNames(t *testing.T) {
 	tree.Nodes = append(tree.Nodes, snapshot.Node{Name: "ok", Type: snapshot.Symlink, Target: "/etc/passwd"})
 	w.walk(context.Background(), top, tree, nil)
 	top.childDone(w)
-	unix.Close(fd)
+	root.Close()
 
 	if len(w.errs) != len(names) {
 		t.Fatalf("errors %+v, want one per invalid name %q", w.errs, names)
