@@ -8,4 +8,12 @@
 // goroutine completes its last child, so walking, reading and uploading
 // overlap and memory is bounded by the directories in flight, not by the
 // size of the tree.
+//
+// The files follow those roles: walk.go (list a directory, handle each
+// entry), node.go (a tree entry from a stat, in one place), compare.go
+// (what is unchanged since the parent), files.go (the workers that read
+// files), tree.go (finishing a directory's tree), prefetch.go (listings
+// made ahead on other cores) and journal.go (journal scans: which
+// directories to visit, reuse or only descend through, and when to
+// decline).
 package archive

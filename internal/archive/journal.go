@@ -178,17 +178,16 @@ func (a *archiver) walkAncestor(ctx context.Context, d *dirJob) error {
 		n := &d.nodes[s.idx]
 		old := *n
 		p := joinPath(d.path, n.Name)
-		n.Mode, n.UID, n.GID, n.MTime = s.st.Mode&0o7777, s.st.UID, s.st.GID, s.st.MTime
 		rec := &d.recs[s.idx]
 		oldRec := *rec
-		if rec.CTime == 0 || rec.CTime != s.st.CTime || rec.Ino != s.st.Ino || rec.Dev != s.st.Dev {
+		if !recordMatches(rec, s.st) {
 			xs, err := d.dir.Xattrs(n.Name)
 			if err != nil {
 				a.report(p, err, true)
 			}
 			n.Xattrs = convertXattrs(xs)
 		}
-		*rec = scan.StatRecord{Name: n.Name, Ino: s.st.Ino, Dev: s.st.Dev, CTime: s.st.CTime}
+		applyStat(n, rec, s.st)
 		var prev *scan.StatRecord
 		if oldRec.Name != "" {
 			prev = &oldRec
@@ -224,8 +223,7 @@ func (a *archiver) checkRemovedLinks(ctx context.Context, d *dirJob, l *listing,
 		if on.MultiLink {
 			// Removed or replaced links change the others' nodes.
 			rec := scan.FindStatRecord(oldRecs, on.Name)
-			if !present || rec == nil || rec.CTime == 0 || !l.stats[k].IsRegular() ||
-				rec.Ino != l.stats[k].Ino || rec.Dev != l.stats[k].Dev || rec.CTime != l.stats[k].CTime {
+			if !present || !l.stats[k].IsRegular() || !recordMatches(rec, l.stats[k]) {
 				return &NeedFullScanError{Reason: "hard-linked file changed: " + p}
 			}
 			continue

@@ -1,0 +1,81 @@
+package archive
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/tidemark/tidemark/internal/scan"
+	"github.com/tidemark/tidemark/internal/snapshot"
+	"github.com/tidemark/tidemark/internal/state"
+)
+
+// Finishing trees: a directory's tree is saved once its listing and every
+// child (file job or subdirectory) are done, bottom-up.
+
+// releaseDir drops one reference to the open directory; the last one
+// closes it.
+func (d *dirJob) releaseDir() {
+	if d.dir != nil && d.dirRefs.Add(-1) == 0 {
+		d.dir.Close()
+	}
+}
+
+// childDone records that one child (or the listing) finished; the last one
+// saves the directory's tree.
+func (d *dirJob) childDone(a *archiver) {
+	if d.pending.Add(-1) != 0 {
+		return
+	}
+	if a.ctx.Err() != nil {
+		return // the run failed; its trees are not needed
+	}
+	a.finish(d)
+}
+
+func (a *archiver) finish(d *dirJob) {
+	nodes := d.nodes[:0]
+	recs := d.recs[:0]
+	for i := range d.nodes {
+		if d.nodes[i].Type != 0 {
+			nodes = append(nodes, d.nodes[i])
+			recs = append(recs, d.recs[i])
+		}
+	}
+	tree := &snapshot.Tree{Nodes: nodes}
+	id, err := snapshot.SaveTree(a.storeCtx, a.repo, tree)
+	if err != nil {
+		a.fatal(fmt.Errorf("save tree of %s: %w", d.path, err))
+		return
+	}
+	agg := tree.Totals()
+	switch {
+	case !d.wasInOldTr:
+		a.dirsNew.Add(1)
+	case id == d.oldTree:
+		a.dirsUnchanged.Add(1)
+	default:
+		a.dirsChanged.Add(1)
+	}
+	raw := scan.EncodeStatRecords(recs)
+	if !d.recHoles && (!d.hasRow || d.rowTree != id || !bytes.Equal(d.rowRaw, raw)) {
+		a.mu.Lock()
+		a.updates = append(a.updates, state.DirStatsUpdate{Path: d.path, Tree: id, Entries: raw})
+		a.mu.Unlock()
+	}
+	if d.listed && (a.journalScan || len(d.inodes) > 0) {
+		a.mu.Lock()
+		if a.inodes == nil {
+			a.inodes = map[string][]state.DevIno{}
+		}
+		a.inodes[d.path] = d.inodes
+		a.mu.Unlock()
+	}
+	d.nodes, d.recs, d.rowRaw, d.inodes = nil, nil, nil, nil
+	if d.onDone != nil {
+		d.onDone(id, agg)
+		return
+	}
+	pn := &d.parent.nodes[d.idx]
+	pn.Subtree, pn.Agg = id, agg
+	d.parent.childDone(a)
+}
