@@ -8,11 +8,15 @@
 // deleting anything: every client that might have read the old index has
 // finished. In order:
 //
-//  1. Read every snapshot and mark the blobs their trees reach.
-//  2. Read every index file and list every pack; read the headers of packs
-//     that no index names. Those holding a used blob that is otherwise
-//     lost are indexed again (a prune or backup killed at the wrong time);
-//     the others are candidates for deletion.
+//  1. List the snapshots, then read every index file, in that order: a
+//     backup writes its index file before its snapshot, so the files read
+//     name every tree and blob the listed snapshots use, also those stored
+//     after the prune opened the repository (they are added to its index).
+//     Then read the listed snapshots and mark the blobs their trees reach.
+//  2. List every pack and read the headers of packs that no index names.
+//     Those holding a used blob that is otherwise lost are indexed again
+//     (a prune or backup killed at the wrong time); the others are
+//     candidates for deletion.
 //  3. Give every used blob one home pack. Packs homing nothing are
 //     deleted; packs with too much unused space are repacked: their used
 //     blobs are copied into new packs, which are indexed.
@@ -25,9 +29,11 @@
 //  5. List the locks and wait until every client holding one then has
 //     released it. Only they can have read the old index, or be about to
 //     index a pack that step 2 saw unindexed.
-//  6. Read the index files and snapshots that appeared meanwhile. A pack
-//     that a new index file names is kept; a pack holding a blob that a new
-//     snapshot uses and nothing else holds is indexed again and kept.
+//  6. Read the snapshots and index files that appeared meanwhile (listed
+//     in the order of step 1, since clients that locked after step 4 are
+//     not waited for and may still be writing both). A pack that a new
+//     index file names is kept; a pack holding a blob that a new snapshot
+//     uses and nothing else holds is indexed again and kept.
 //  7. Delete the remaining candidates, then the doomed index file.
 //
 // Killed at any point, the repository stays consistent: new objects are

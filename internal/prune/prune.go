@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -149,10 +150,18 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (Result, error) {
 	p := &pruner{r: r, opt: opt, used: map[blob.ID]*pack{}, trees: map[blob.ID]bool{}, snaps: map[blob.ID]bool{},
 		packs: map[blob.ID]*pack{}, files: map[string]bool{}}
 	p.res.DryRun = opt.DryRun
-	if err := p.markSnapshots(ctx, nil); err != nil {
+	// Snapshots are listed before index files: an index file is written
+	// before the snapshot that needs it, so the index files listed next
+	// name everything these snapshots use, including trees this handle's
+	// index (read when the repository was opened) does not have yet.
+	ids, err := p.listSnapshots(ctx)
+	if err != nil {
 		return p.res, err
 	}
 	if err := p.readIndex(ctx); err != nil {
+		return p.res, err
+	}
+	if err := p.markSnapshots(ctx, ids, nil); err != nil {
 		return p.res, err
 	}
 	if err := p.listPacks(ctx); err != nil {
@@ -210,13 +219,20 @@ func (p *pruner) alive() error {
 	return nil
 }
 
-// markSnapshots marks what every snapshot not yet seen uses; newly used
-// blobs are passed to fresh.
-func (p *pruner) markSnapshots(ctx context.Context, fresh func(blob.ID)) error {
+// listSnapshots lists the snapshots not yet marked. Their trees can only
+// be read once the index files listed after this are in the handle's index
+// (readIndex, recheck).
+func (p *pruner) listSnapshots(ctx context.Context) ([]blob.ID, error) {
 	ids, err := snapshot.IDs(ctx, p.r)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return slices.DeleteFunc(ids, func(id blob.ID) bool { return p.snaps[id] }), nil
+}
+
+// markSnapshots marks what the snapshots ids use; newly used blobs are
+// passed to fresh.
+func (p *pruner) markSnapshots(ctx context.Context, ids []blob.ID, fresh func(blob.ID)) error {
 	for _, id := range ids {
 		if p.snaps[id] {
 			continue
@@ -278,7 +294,9 @@ func (p *pruner) markTree(ctx context.Context, id blob.ID, fresh func(blob.ID)) 
 
 // readIndex reads every index file. Damaged ones are replaced: the packs
 // they named turn up as unindexed and are indexed again from their headers
-// if they hold used blobs.
+// if they hold used blobs. Every pack read is also added to the handle's
+// index: files written since the repository was opened hold trees of
+// snapshots that markSnapshots and recheck must read.
 func (p *pruner) readIndex(ctx context.Context) error {
 	names, err := p.r.IndexFiles(ctx)
 	if err != nil {
@@ -297,6 +315,7 @@ func (p *pruner) readIndex(ctx context.Context) error {
 			return err
 		}
 		for _, ip := range ips {
+			p.r.Index().Add(ip)
 			p.oldDoomed = p.oldDoomed || ip.Doomed
 			if _, ok := p.packs[ip.ID]; ok || ip.Doomed {
 				// A doomed file of an earlier prune that did not finish:
@@ -677,6 +696,14 @@ func (p *pruner) waitForOlderClients(ctx context.Context) (bool, error) {
 // index files are kept, and so are packs holding blobs that new snapshots
 // use and no surviving pack holds.
 func (p *pruner) recheck(ctx context.Context) error {
+	// Snapshots first, as in Run: a client that is not waited for (it
+	// locked after the index was replaced) may write an index file and a
+	// snapshot at any moment, and the snapshot must not be seen without the
+	// index file holding its trees.
+	ids, err := p.listSnapshots(ctx)
+	if err != nil {
+		return err
+	}
 	names, err := p.r.IndexFiles(ctx)
 	if err != nil {
 		return err
@@ -711,7 +738,7 @@ func (p *pruner) recheck(ctx context.Context) error {
 		}
 	}
 	var fresh []blob.ID
-	if err := p.markSnapshots(ctx, func(id blob.ID) { fresh = append(fresh, id) }); err != nil {
+	if err := p.markSnapshots(ctx, ids, func(id blob.ID) { fresh = append(fresh, id) }); err != nil {
 		return err
 	}
 	if len(fresh) == 0 {

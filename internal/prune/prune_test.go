@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -499,5 +500,121 @@ func TestPruneKilledWhileBackupReuses(t *testing.T) {
 				t.Fatalf("index file %s after a completed prune: doomed or unreadable (%v)", n, err)
 			}
 		}
+	}
+}
+
+// afterReplace is a backend that runs fn once, right before the first
+// listing of snapshots after an index file was removed: for a prune, that
+// is when it rechecks what clients added while it replaced the index.
+type afterReplace struct {
+	backend.Backend
+	replaced atomic.Bool
+	once     sync.Once
+	fn       func()
+}
+
+func (b *afterReplace) Remove(ctx context.Context, h backend.Handle) error {
+	if h.Type == backend.Index {
+		b.replaced.Store(true)
+	}
+	return b.Backend.Remove(ctx, h)
+}
+
+func (b *afterReplace) List(ctx context.Context, t backend.FileType, fn func(string, int64) error) error {
+	if t == backend.Snapshot && b.fn != nil && b.replaced.Load() {
+		b.once.Do(b.fn)
+	}
+	return b.Backend.List(ctx, t, fn)
+}
+
+// TestPruneReadsTreesOfIndexFilesWrittenMeanwhile: the prune's repository
+// handle read the index when it was opened, but the prune goes on to read
+// snapshots whose trees are in index files written later. It must find
+// those trees (and keep the packs holding them) in each window:
+//   - "before-run": a backup completes between the prune's open and its
+//     start; the prune lists its snapshot first thing.
+//   - "older-client": a backup that locked before the prune stores its
+//     packs and index file after the prune's open, and its snapshot after
+//     the prune listed the snapshots (the prune then reads that index file,
+//     finds its packs unused, dooms and waits for it, and finds the
+//     snapshot when it rechecks).
+//   - "newer-client": a backup that started after the index was replaced
+//     completes just as the prune rechecks.
+func TestPruneReadsTreesOfIndexFilesWrittenMeanwhile(t *testing.T) {
+	for _, name := range []string{"before-run", "older-client", "newer-client"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			w := newWorld(t, t.TempDir(), nil)
+			old := w.backup("h")
+			if _, err := gentree.Modify(w.src, 30, 5); err != nil {
+				t.Fatal(err)
+			}
+			modify := func(seed uint64) {
+				if _, err := gentree.Modify(w.src, 30, seed); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hook := &afterReplace{Backend: w.be}
+			r, err := repo.Open(ctx, hook, password, repo.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			lk, err := r.LockMode(ctx, repo.LockPrune, "prune")
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt := prune.Options{Holder: lk.Holder(), Poll: 10 * time.Millisecond, MaxWait: time.Minute}
+
+			var done <-chan outcome
+			switch name {
+			case "before-run":
+				w.backup("h")
+				w.forget(old)
+			case "older-client":
+				var g *gate
+				g, done = w.gatedBackup(t, backend.Snapshot, old)
+				var once sync.Once
+				opt.Log = func(f string, _ ...any) {
+					if strings.HasPrefix(f, "waiting") {
+						once.Do(func() { close(g.release) })
+					}
+				}
+			case "newer-client":
+				w.backup("h")
+				w.forget(old)
+				hook.fn = func() {
+					modify(7)
+					w.backup("h2")
+				}
+			}
+			res, err := prune.Run(ctx, r, opt)
+			if uerr := lk.Unlock(); uerr != nil {
+				t.Fatal(uerr)
+			}
+			if err != nil {
+				t.Fatalf("prune: %v", err)
+			}
+			t.Logf("prune: %+v", res)
+			if res.Deleted == 0 {
+				t.Fatalf("prune deleted nothing: %+v", res)
+			}
+			if done != nil {
+				out := <-done
+				if out.err != nil {
+					t.Fatal(out.err)
+				}
+				w.digests[out.res.Snapshot.ID] = contents(t, w.open(), out.res.Snapshot.ID)
+				if res.Resurrected == 0 {
+					t.Fatalf("prune did not keep the packs of the backup it waited for: %+v", res)
+				}
+			}
+			if name == "newer-client" && len(w.digests) != 2 {
+				t.Fatalf("the backup during the recheck did not run: %d snapshots", len(w.digests))
+			}
+			w.verify()
+			w.prune(prune.Options{})
+			w.verify()
+		})
 	}
 }

@@ -284,15 +284,46 @@ const (
 	mergeBlobs = 20000
 )
 
+// indexListings bounds how often loadIndex lists the index files when
+// listed ones keep disappearing before they are read.
+const indexListings = 5
+
 // loadIndex makes every index file's blobs findable: from the cache's
 // index table where it has them, reading only the index files added since
 // it was written.
+//
+// A listed index file that is gone when it is read was removed by a prune,
+// which writes the files replacing it before it removes any: listing again
+// finds those. Going on without the file instead could leave out blobs
+// that only its replacement (not yet listed) names.
 func (r *Repository) loadIndex(ctx context.Context) error {
-	names, err := r.IndexFiles(ctx)
-	if err != nil {
+	for listing := 1; ; listing++ {
+		names, err := r.IndexFiles(ctx)
+		if err != nil {
+			return err
+		}
+		err = r.loadIndexFiles(ctx, names)
+		if err == nil || !errors.Is(err, backend.ErrNotFound) {
+			return err
+		}
+		if listing == indexListings {
+			return fmt.Errorf("index files kept disappearing while being read (%d listings): %w", listing, err)
+		}
+		if err := r.resetIndex(); err != nil {
+			return err
+		}
+	}
+}
+
+// resetIndex forgets every index file read, to read them all again.
+func (r *Repository) resetIndex() error {
+	if err := r.idx.reset(); err != nil {
 		return err
 	}
-	return r.loadIndexFiles(ctx, names)
+	r.mu.Lock()
+	r.merged, r.unmerged, r.indexErrs = map[string]bool{}, nil, nil
+	r.mu.Unlock()
+	return nil
 }
 
 // loadIndexFiles is loadIndex with the index files already listed.
@@ -411,13 +442,11 @@ func (r *Repository) revalidateIndex(ctx context.Context) error {
 	if !stale {
 		return nil
 	}
-	if err := r.idx.reset(); err != nil {
+	if err := r.resetIndex(); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.merged, r.unmerged, r.indexErrs = map[string]bool{}, nil, nil
-	r.mu.Unlock()
-	if err := r.loadIndexFiles(ctx, names); err != nil {
+	// Listed again: the prune may still be removing the files just listed.
+	if err := r.loadIndex(ctx); err != nil {
 		return fmt.Errorf("read index again after a prune: %w", err)
 	}
 	return nil
