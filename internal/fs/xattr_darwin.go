@@ -70,20 +70,7 @@ func (d *Dir) Xattrs(name string) ([]Xattr, error) {
 }
 
 func fgetXattr(fd int, name string) ([]byte, error) {
-	for size := 256; ; {
-		buf := make([]byte, size)
-		n, err := unix.Fgetxattr(fd, name, buf)
-		if err == unix.ERANGE {
-			if size, err = unix.Fgetxattr(fd, name, nil); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+	return xattrValue(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
 }
 
 // Lsetxattr sets an extended attribute of the entry name, not following a

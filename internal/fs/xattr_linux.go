@@ -48,20 +48,7 @@ func (d *Dir) Xattrs(name string) ([]Xattr, error) {
 }
 
 func getXattr(p, name string) ([]byte, error) {
-	for size := 256; ; {
-		buf := make([]byte, size)
-		n, err := unix.Lgetxattr(p, name, buf)
-		if err == unix.ERANGE {
-			if size, err = unix.Lgetxattr(p, name, nil); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+	return xattrValue(func(buf []byte) (int, error) { return unix.Lgetxattr(p, name, buf) })
 }
 
 // Lsetxattr sets an extended attribute of the entry name, not following a

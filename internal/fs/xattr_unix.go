@@ -24,6 +24,25 @@ func (d *Dir) SetXattr(x Xattr) error {
 	return nil
 }
 
+// xattrValue reads a value with get (a getxattr call into buf), growing
+// the buffer when the value is larger than it; get(nil) returns the size.
+func xattrValue(get func(buf []byte) (int, error)) ([]byte, error) {
+	for size := 256; ; {
+		buf := make([]byte, size)
+		n, err := get(buf)
+		if err == unix.ERANGE {
+			if size, err = get(nil); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
 func splitNul(b []byte) []string {
 	var out []string
 	start := 0
