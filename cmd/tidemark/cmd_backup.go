@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/app"
+	"github.com/tidemark/tidemark/internal/backup"
 	"github.com/tidemark/tidemark/internal/verify"
 	"golang.org/x/term"
 )
@@ -100,7 +102,7 @@ func (a *cli) runBackup(ctx context.Context, opt app.BackupOptions, verifyAfter 
 		bar.clear()
 	}
 	if err != nil {
-		return err
+		return a.backupFailed(r, err)
 	}
 	sn := res.Snapshot
 	var vres *app.VerifyReport
@@ -155,4 +157,32 @@ func (a *cli) runBackup(ctx context.Context, opt app.BackupOptions, verifyAfter 
 		return errPartial
 	}
 	return nil
+}
+
+// backupFailed says whether the failed backup left a snapshot: an error
+// after the snapshot was saved names the state database (the backup knows
+// it only as an open handle) and lists the entries that could not be
+// read; any other error means no snapshot was written.
+func (a *cli) backupFailed(r *app.Repo, err error) error {
+	var ce *backup.CommittedError
+	if !errors.As(err, &ce) {
+		return fmt.Errorf("no snapshot was written: %w", err)
+	}
+	if dir, derr := r.CacheDir(); derr == nil && dir != "" && ce.Database == "" {
+		// The state database's place in the cache directory (README: Local state).
+		ce.Database = filepath.Join(dir, "state.db")
+	}
+	if !a.jsonOut {
+		for _, e := range ce.Result.Errors {
+			kind := "error"
+			if e.Warning {
+				kind = "warning"
+			}
+			fmt.Fprintf(a.errOut, "%s: %s: %s\n", kind, e.Path, e.Err)
+		}
+		if n := ce.Result.Snapshot.Summary.Errors; n > 0 {
+			fmt.Fprintf(a.errOut, "tidemark: snapshot %s saved, but %d entries could not be read (listed above)\n", ce.Result.Snapshot.ID.Short(), n)
+		}
+	}
+	return err
 }

@@ -56,5 +56,6 @@ func (a *cli) checkCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&opt.ReadData, "read-data", false, "download and verify every pack")
 	cmd.Flags().StringVar(&subset, "read-data-subset", "", "verify a subset of packs: a percentage (5%) or n/t")
+	cmd.Flags().BoolVar(&opt.WithCache, "with-cache", false, "read trees through the local cache instead of from the repository (faster on remote repositories, but an intact cached copy can hide a damaged stored one)")
 	return cmd
 }

@@ -20,11 +20,15 @@ func (a *cli) forgetCmd() *cobra.Command {
 		pf                pruneFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "forget",
-		Short: "Remove snapshots that a retention policy does not keep",
-		Long: `Remove the snapshot records a retention policy does not keep. Their data
-stays in the repository until a prune removes what no snapshot uses
-(add --prune to do both).
+		Use:   "forget [SNAPSHOT-ID...]",
+		Short: "Remove snapshots that a retention policy does not keep, or the snapshots named",
+		Long: `Remove the snapshot records a retention policy does not keep, or the
+snapshots named by ID (or unique prefix). Their data stays in the repository
+until a prune removes what no snapshot uses (add --prune to do both).
+
+Snapshots named by ID are removed even when their records cannot be read
+(damaged); rules leave unreadable records alone. IDs and rules cannot be
+combined.
 
 A snapshot is kept when any rule keeps it; rules apply within each group
 (--group-by, default host and paths). Calendar rules use the local time zone,
@@ -37,9 +41,11 @@ Examples:
       within 1 day keep every snapshot, within 7 days one per hour, within a
       month one per day, within a year one per week, older: one per month
   tidemark forget --retention "7D:0s,U:1W"
-      everything from the last week, one per week before that, forever`,
-		Args: cobra.NoArgs,
-		RunE: runE(func(ctx context.Context, _ []string) error {
+      everything from the last week, one per week before that, forever
+  tidemark forget 1a2b3c4d 5e6f7a8b
+      remove these two snapshots`,
+		Args: cobra.ArbitraryArgs,
+		RunE: runE(func(ctx context.Context, args []string) error {
 			if within != "" {
 				d, err := retention.ParseWithin(within)
 				if err != nil {
@@ -50,7 +56,7 @@ Examples:
 			if tiers != "" {
 				ts, err := retention.ParseTiers(tiers)
 				if err != nil {
-					return fmt.Errorf("--retention: %w", err)
+					return err
 				}
 				p.Tiers = ts
 			}
@@ -62,7 +68,7 @@ Examples:
 				}
 				p.Location = loc
 			}
-			opt := app.ForgetOptions{Policy: p, GroupBy: groupBy, DryRun: dryRun}
+			opt := app.ForgetOptions{Policy: p, Snapshots: args, GroupBy: groupBy, DryRun: dryRun}
 			if err := opt.Validate(); err != nil {
 				return err
 			}
@@ -91,6 +97,11 @@ Examples:
 				if err := a.printJSON(res.Verdicts); err != nil {
 					return err
 				}
+			case len(args) > 0:
+				a.printNamed(res, p.Location, dryRun)
+				if ferr == nil && res.Prune != nil {
+					a.printPrune(res.Prune, *opt.Prune)
+				}
 			default:
 				a.printVerdicts(res, p.Location, dryRun)
 				if ferr == nil && res.Prune != nil {
@@ -116,6 +127,32 @@ Examples:
 	f.BoolVar(&doPrune, "prune", false, "prune afterwards (see `tidemark prune`; its options apply)")
 	pf.register(cmd)
 	return cmd
+}
+
+// printNamed lists the snapshots forget was given by ID, then a summary.
+func (a *cli) printNamed(res *app.ForgetResult, loc *time.Location, dryRun bool) {
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
+	}
+	for _, v := range res.Verdicts {
+		switch {
+		case !dryRun && !v.Removed:
+			// Reported as a failure already.
+		case v.Error != "":
+			a.printf("%s unreadable snapshot record %s (%d bytes): %s\n", verb, v.ID, v.Size, v.Error)
+		default:
+			a.printf("%s\n", strings.TrimSpace(fmt.Sprintf("%s snapshot %s  %s  %s", verb, v.ID[:8], v.Time.In(loc).Format("2006-01-02 15:04:05"), v.Group)))
+		}
+	}
+	switch {
+	case dryRun:
+		a.printf("dry run: %d snapshots would be forgotten\n", res.Forgotten)
+	case res.Prune == nil:
+		a.printf("forgot %d snapshots (their data stays in the repository until `tidemark prune`)\n", res.Removed)
+	default:
+		a.printf("forgot %d snapshots\n", res.Removed)
+	}
 }
 
 // printVerdicts lists every snapshot's fate by group, then a summary.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +37,11 @@ func (pf *pruneFlags) options() (prune.Options, error) {
 	s := strings.TrimSpace(pf.maxUnused)
 	pct := strings.HasSuffix(s, "%")
 	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-	if err != nil || v < 0 || !pct {
+	switch {
+	case err != nil || !pct || math.IsNaN(v) || math.IsInf(v, 0):
 		return opt, fmt.Errorf("--max-unused %q: want a percentage such as 5%%", pf.maxUnused)
+	case v < 0 || v > 100:
+		return opt, fmt.Errorf("--max-unused %q: want a percentage from 0%% to 100%%: a pack cannot be more than all unused (100%% never repacks for space)", pf.maxUnused)
 	}
 	opt.MaxUnused = v / 100
 	if pf.maxRepackSize != "" {

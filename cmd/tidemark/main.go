@@ -11,13 +11,14 @@ import (
 	"syscall"
 
 	"github.com/tidemark/tidemark/internal/app"
+	"github.com/tidemark/tidemark/internal/backup"
 )
 
 // Exit codes, documented in the README.
 const (
 	exitOK          = 0
 	exitFailure     = 1
-	exitPartial     = 3
+	exitPartial     = 3 // backup saved, but some files could not be read or recording it locally failed
 	exitNoRepo      = 10
 	exitLocked      = 11
 	exitWrongPass   = 12
@@ -46,12 +47,18 @@ func exitCode(ctx context.Context, err error, a *cli) int {
 		return exitOK
 	}
 	code := exitFailure
+	var committed *backup.CommittedError
 	switch {
 	case errors.Is(err, errPartial):
 		return exitPartial // already reported
 	case ctx.Err() != nil:
 		code = exitInterrupted
-		err = errors.New("interrupted")
+		if !errors.As(err, &committed) {
+			err = errors.New("interrupted")
+		}
+	case errors.As(err, &committed):
+		// The snapshot is complete: the failure only costs later backups.
+		code = exitPartial
 	case errors.Is(err, app.ErrNoRepository):
 		code = exitNoRepo
 	case errors.Is(err, app.ErrLocked):

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/tidemark/tidemark/internal/backend"
+	"github.com/tidemark/tidemark/internal/backend/local"
 	"github.com/tidemark/tidemark/internal/backend/location"
 	"github.com/tidemark/tidemark/internal/cache"
 	"github.com/tidemark/tidemark/internal/crypto"
@@ -52,8 +53,9 @@ type Options struct {
 	// KDF, if set, replaces the key derivation parameters of new keys
 	// (tests use cheap ones).
 	KDF func() (crypto.KDFParams, error)
-	// Events receives warnings found while opening (damaged index files);
-	// nil discards them.
+	// Events receives warnings found while opening (damaged index files)
+	// and while resolving "latest" (unreadable snapshot records); nil
+	// discards them.
 	Events func(Event)
 }
 
@@ -129,8 +131,11 @@ func Open(ctx context.Context, opt Options) (*Repo, error) {
 	}
 	be, err := location.Open(ctx, loc, opt.Backend)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("repository %s does not exist: %w", loc, repo.ErrNoRepository)
+		case errors.Is(err, local.ErrNotDirectory):
+			return nil, fmt.Errorf("%w: %w", err, repo.ErrNoRepository)
 		}
 		return nil, err
 	}

@@ -3,7 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/bits"
 	"strings"
+	"time"
 
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/repo"
@@ -24,9 +27,37 @@ func (a *Repo) Snapshots(ctx context.Context, events func(Event)) ([]*snapshot.S
 	return sns, nil
 }
 
-// Snapshot finds a snapshot by ID, unique prefix or "latest".
+// Snapshot finds a snapshot by ID, unique prefix or "latest". Resolving
+// "latest" over unreadable snapshot records sends a Warning naming each to
+// Options.Events: its time is unknown, so the snapshot returned may not
+// be the newest.
 func (a *Repo) Snapshot(ctx context.Context, ref string) (*snapshot.Snapshot, error) {
-	return snapshot.Find(ctx, a.r, ref)
+	sn, _, err := a.find(ctx, ref)
+	return sn, err
+}
+
+// find resolves ref as Snapshot does and also returns the unreadable
+// records that make "latest" uncertain.
+func (a *Repo) find(ctx context.Context, ref string) (*snapshot.Snapshot, []*snapshot.UnreadableError, error) {
+	sn, bad, err := snapshot.Find(ctx, a.r, ref)
+	for _, u := range bad {
+		msg := fmt.Sprintf("snapshot record %s%s is unreadable (%v): its time is unknown, so ", u.ID.Short(), sizeNote(u.Size), u.Err)
+		if sn != nil {
+			msg += fmt.Sprintf("\"latest\" (%s of %s) may not be the newest snapshot", sn.ID.Short(), sn.Time.Local().Format(time.DateTime))
+		} else {
+			msg += "no snapshot can be called the latest"
+		}
+		a.opt.emit(Warning{Message: msg})
+	}
+	return sn, bad, err
+}
+
+// sizeNote describes a record's stored size, "" when unknown.
+func sizeNote(size int64) string {
+	if size < 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d bytes)", size)
 }
 
 // Ls calls fn for the entry at path in snapshot ref and, for a directory,
@@ -94,17 +125,32 @@ func (a *Repo) Stats(ctx context.Context) (*RepoStats, error) {
 	s := &RepoStats{Snapshots: len(ids)}
 	packs := map[blob.ID]struct{}{}
 	a.r.Index().Each(func(_ blob.ID, l repo.Location) {
-		if l.Type == blob.Tree {
-			s.TreeBlobs++
-		} else {
-			s.DataBlobs++
-		}
-		s.UniqueBytes += uint64(l.RawLen)
-		s.StoredBytes += uint64(l.Length)
+		s.add(l)
 		packs[l.Pack] = struct{}{}
 	})
 	s.Packs = len(packs)
 	return s, nil
+}
+
+// add counts one indexed blob. The sums saturate: a damaged or hostile
+// index must not make a total wrap around to a small number.
+func (s *RepoStats) add(l repo.Location) {
+	if l.Type == blob.Tree {
+		s.TreeBlobs = addSat(s.TreeBlobs, 1)
+	} else {
+		s.DataBlobs = addSat(s.DataBlobs, 1)
+	}
+	s.UniqueBytes = addSat(s.UniqueBytes, uint64(l.RawLen))
+	s.StoredBytes = addSat(s.StoredBytes, uint64(l.Length))
+}
+
+// addSat returns a+b, or the largest uint64 if that overflows.
+func addSat(a, b uint64) uint64 {
+	sum, carry := bits.Add64(a, b, 0)
+	if carry != 0 {
+		return math.MaxUint64
+	}
+	return sum
 }
 
 // History returns this machine's last n backups from the state database,

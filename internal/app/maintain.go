@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tidemark/tidemark/internal/backend"
+	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/check"
 	"github.com/tidemark/tidemark/internal/prune"
 	"github.com/tidemark/tidemark/internal/repo"
@@ -100,14 +101,21 @@ func (a *Repo) prune(ctx context.Context, lock *repo.Lock, opt prune.Options, ev
 	}
 	res, err := prune.Run(ctx, a.r, opt)
 	if err != nil {
+		var u *snapshot.UnreadableError
+		if errors.As(err, &u) {
+			return nil, fmt.Errorf("prune: %w (`tidemark forget %s` removes it; `tidemark repair snapshots --forget` removes every damaged record)", err, u.ID.Short())
+		}
 		return nil, fmt.Errorf("prune: %w", err)
 	}
 	return &res, nil
 }
 
-// ForgetOptions say which snapshots a forget keeps.
+// ForgetOptions say which snapshots a forget keeps, or which it removes.
 type ForgetOptions struct {
 	Policy retention.Policy
+	// Snapshots names the snapshots to remove (IDs or unique prefixes)
+	// instead of a policy; unreadable records are removed all the same.
+	Snapshots []string
 	// GroupBy is a comma-separated list of host, paths and tags; "" judges
 	// all snapshots as one group.
 	GroupBy string
@@ -120,11 +128,25 @@ type ForgetOptions struct {
 }
 
 // Validate refuses an empty policy (which would forget every snapshot),
-// negative counts and an unknown --group-by field.
+// a policy together with snapshot IDs, "latest" as an ID, negative counts
+// and an unknown --group-by field.
 func (o ForgetOptions) Validate() error {
 	p := o.Policy
-	if p.Empty() {
-		return errors.New("forget: no policy given (use --keep-* or --retention); refusing to forget every snapshot")
+	switch {
+	case len(o.Snapshots) > 0 && !p.Empty():
+		return errors.New("forget: give either snapshot IDs or --keep-*/--retention rules, not both")
+	case len(o.Snapshots) == 0 && p.Empty():
+		return errors.New("forget: no policy given (use --keep-* or --retention, or name snapshot IDs); refusing to forget every snapshot")
+	}
+	for _, ref := range o.Snapshots {
+		if ref == "latest" {
+			// A damaged record may be newer than what "latest" finds:
+			// removing snapshots is done by name only.
+			return errors.New(`forget: "latest" is not accepted; name the snapshot by its ID (see tidemark snapshots)`)
+		}
+		if ref == "" {
+			return errors.New("forget: empty snapshot ID")
+		}
 	}
 	for _, n := range []int{p.Last, p.Hourly, p.Daily, p.Weekly, p.Monthly, p.Yearly} {
 		if n < 0 {
@@ -143,22 +165,30 @@ type ForgetVerdict struct {
 	Keep    bool      `json:"keep"`
 	Reasons []string  `json:"reasons,omitempty"`
 	Removed bool      `json:"removed"`
+	// Error says why the record could not be read (a snapshot named by ID
+	// is removed all the same); Size is then its stored size.
+	Error string `json:"error,omitempty"`
+	Size  int64  `json:"size,omitempty"`
 }
 
-// ForgetResult is what a forget did, in group order.
+// ForgetResult is what a forget did, in group order (in the order named
+// for snapshots named by ID).
 type ForgetResult struct {
 	Verdicts []ForgetVerdict `json:"forget"`
-	// Forgotten counts the snapshots the policy does not keep; Removed
-	// those actually removed; Failed those that could not be.
+	// Forgotten counts the snapshots the policy does not keep (or the
+	// snapshots named); Removed those actually removed; Failed those that
+	// could not be.
 	Forgotten int           `json:"-"`
 	Removed   int           `json:"-"`
 	Failed    int           `json:"-"`
 	Prune     *prune.Result `json:"prune,omitempty"`
 }
 
-// Forget removes the snapshot records the policy does not keep, then
-// prunes if asked (and nothing failed). Unreadable snapshot records are
-// sent as Warning events and left alone, failed removals as Failed events.
+// Forget removes the snapshot records the policy does not keep, or those
+// opt.Snapshots names, then prunes if asked (and nothing failed). Under a
+// policy, unreadable snapshot records are sent as Warning events and left
+// alone; named ones are removed, readable or not. Failed removals are sent
+// as Failed events.
 func (a *Repo) Forget(ctx context.Context, opt ForgetOptions, events func(Event)) (*ForgetResult, error) {
 	if err := opt.Validate(); err != nil {
 		return nil, err
@@ -184,41 +214,105 @@ func (a *Repo) Forget(ctx context.Context, opt ForgetOptions, events func(Event)
 		}
 		defer lock.Unlock()
 	}
+	res := &ForgetResult{Verdicts: []ForgetVerdict{}}
+	if len(opt.Snapshots) > 0 {
+		if err := a.forgetNamed(ctx, opt, group, res, ev); err != nil {
+			return nil, err
+		}
+		return a.forgetDone(ctx, opt, lock, res, events)
+	}
 	sns, errs, err := snapshot.All(ctx, a.r)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range errs {
-		ev.send(Warning{Message: fmt.Sprintf("%v (left alone)", e)})
+		msg := fmt.Sprintf("%v (left alone", e)
+		var u *snapshot.UnreadableError
+		if errors.As(e, &u) {
+			msg += fmt.Sprintf(": `tidemark forget %s` removes it", u.ID.Short())
+		}
+		ev.send(Warning{Message: msg + ")"})
 	}
 	items := make([]retention.Item, len(sns))
 	for i, sn := range sns {
 		items[i] = retention.Item{ID: sn.ID.String(), Time: sn.Time, Group: group(sn), Tags: sn.Tags}
 	}
-	res := &ForgetResult{Verdicts: []ForgetVerdict{}}
 	for _, d := range retention.Apply(items, p, now) {
 		v := ForgetVerdict{ID: d.Item.ID, Time: d.Item.Time, Group: d.Item.Group, Keep: d.Keep, Reasons: d.Reasons}
 		if !d.Keep {
-			res.Forgotten++
-			if !opt.DryRun {
-				if err := a.r.Backend().Remove(ctx, backend.Handle{Type: backend.Snapshot, Name: d.Item.ID}); err != nil && !errors.Is(err, backend.ErrNotFound) {
-					ev.send(Failed{Message: fmt.Sprintf("remove snapshot %s: %v", d.Item.ID[:8], err)})
-					res.Failed++
-				} else {
-					v.Removed = true
-					res.Removed++
-				}
-			}
+			a.forgetOne(ctx, opt.DryRun, &v, res, ev)
 		}
 		res.Verdicts = append(res.Verdicts, v)
 	}
+	return a.forgetDone(ctx, opt, lock, res, events)
+}
+
+// forgetOne removes the record of v (unless dryRun), counting it in res.
+func (a *Repo) forgetOne(ctx context.Context, dryRun bool, v *ForgetVerdict, res *ForgetResult, ev emitter) {
+	res.Forgotten++
+	if dryRun {
+		return
+	}
+	if err := a.r.Backend().Remove(ctx, backend.Handle{Type: backend.Snapshot, Name: v.ID}); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		ev.send(Failed{Message: fmt.Sprintf("remove snapshot %s: %v", v.ID[:8], err)})
+		res.Failed++
+		return
+	}
+	v.Removed = true
+	res.Removed++
+}
+
+// forgetNamed removes the snapshots opt.Snapshots names. Every name is
+// resolved before anything is removed, so a typo removes nothing.
+func (a *Repo) forgetNamed(ctx context.Context, opt ForgetOptions, group func(*snapshot.Snapshot) string, res *ForgetResult, ev emitter) error {
+	recs, err := snapshot.Records(ctx, a.r)
+	if err != nil {
+		return err
+	}
+	var named []snapshot.Record
+	seen := map[blob.ID]bool{}
+	for _, ref := range opt.Snapshots {
+		rec, err := snapshot.Match(recs, ref)
+		if err != nil {
+			return fmt.Errorf("forget: %w", err)
+		}
+		if !seen[rec.ID] {
+			seen[rec.ID] = true
+			named = append(named, rec)
+		}
+	}
+	for _, rec := range named {
+		v := ForgetVerdict{ID: rec.ID.String()}
+		sn, err := snapshot.Load(ctx, a.r, rec.ID)
+		switch {
+		case err == nil:
+			v.Time, v.Group = sn.Time, group(sn)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			var u *snapshot.UnreadableError
+			if errors.As(err, &u) {
+				err = u.Err
+			}
+			v.Error, v.Size = err.Error(), rec.Size
+		}
+		a.forgetOne(ctx, opt.DryRun, &v, res, ev)
+		res.Verdicts = append(res.Verdicts, v)
+	}
+	return nil
+}
+
+// forgetDone reports failed removals, then prunes if asked.
+func (a *Repo) forgetDone(ctx context.Context, opt ForgetOptions, lock *repo.Lock, res *ForgetResult, events func(Event)) (*ForgetResult, error) {
 	if res.Failed > 0 {
 		return res, fmt.Errorf("forget: %d snapshots could not be removed", res.Failed)
 	}
 	if opt.Prune != nil && !opt.DryRun {
-		if res.Prune, err = a.prune(ctx, lock, *opt.Prune, events); err != nil {
+		pres, err := a.prune(ctx, lock, *opt.Prune, events)
+		if err != nil {
 			return res, err
 		}
+		res.Prune = pres
 	}
 	return res, nil
 }

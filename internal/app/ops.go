@@ -38,7 +38,8 @@ type RestoreResult struct {
 // Restore writes a snapshot, or the parts of it opt.Include names, into
 // opt.Target; owners are restored when running as root. Entries that
 // could not be restored are listed in the result, not returned as an
-// error.
+// error. "latest" is refused while any snapshot record is unreadable (each
+// is sent as a Warning, see Snapshot): that record may be the newest.
 func (a *Repo) Restore(ctx context.Context, opt RestoreOptions) (*RestoreResult, error) {
 	if opt.Target == "" {
 		return nil, errors.New("restore: --target is required")
@@ -48,9 +49,15 @@ func (a *Repo) Restore(ctx context.Context, opt RestoreOptions) (*RestoreResult,
 		return nil, err
 	}
 	defer lock.Unlock()
-	sn, err := a.Snapshot(ctx, opt.Snapshot)
+	sn, bad, err := a.find(ctx, opt.Snapshot)
 	if err != nil {
 		return nil, err
+	}
+	if len(bad) > 0 {
+		// Any unreadable record may be the newest snapshot: restoring an
+		// older one in its place must be the user's choice.
+		return nil, fmt.Errorf("restore %s: %s (the newest readable one is %s of %s); give a snapshot ID explicitly, or remove the damaged records with `tidemark repair snapshots --forget`",
+			opt.Snapshot, unreadableNote(bad), sn.ID.Short(), sn.Time.Local().Format(time.DateTime))
 	}
 	opt.Owners = os.Geteuid() == 0
 	res, err := restore.Run(ctx, a.r, sn.Tree, opt.Options)
@@ -58,6 +65,19 @@ func (a *Repo) Restore(ctx context.Context, opt RestoreOptions) (*RestoreResult,
 		return nil, err
 	}
 	return &RestoreResult{Snapshot: sn.ID, Target: opt.Target, Files: res.Files, Dirs: res.Dirs, Other: res.Other, Bytes: res.Bytes, Errors: res.Errors}, nil
+}
+
+// unreadableNote says which snapshot records are unreadable and what that
+// means for "latest".
+func unreadableNote(bad []*snapshot.UnreadableError) string {
+	ids := make([]string, len(bad))
+	for i, u := range bad {
+		ids[i] = u.ID.Short()
+	}
+	if len(bad) == 1 {
+		return fmt.Sprintf("snapshot record %s is unreadable, so the latest snapshot is not known", ids[0])
+	}
+	return fmt.Sprintf("snapshot records %s are unreadable, so the latest snapshot is not known", strings.Join(ids, ", "))
 }
 
 // CacheRebuildResult says what a cache rebuild recreated.
@@ -182,8 +202,9 @@ func (a *Repo) RepairIndex(ctx context.Context, events func(Event)) (*RepairInde
 }
 
 // RepairSnapshots writes copies of the snapshots that reference lost data,
-// leaving out what is gone (see repair.RepairSnapshots); exclusive unless
-// opt.DryRun.
+// leaving out what is gone, and names the snapshot records that cannot be
+// read; with opt.Forget it removes the damaged originals and the damaged
+// records (see repair.RepairSnapshots). Exclusive unless opt.DryRun.
 func (a *Repo) RepairSnapshots(ctx context.Context, opt repair.SnapshotsOptions) (*repair.SnapshotsResult, error) {
 	if !opt.DryRun {
 		lock, err := a.lock(ctx, repo.LockExclusive, "repair snapshots")
@@ -283,4 +304,46 @@ func (a *Repo) ChangePassword(ctx context.Context, password []byte) (*KeyChange,
 		return nil, err
 	}
 	return &KeyChange{Added: id, Removed: old}, nil
+}
+
+// RepairPacksResult is what repair packs salvaged and what the snapshots
+// lose by it.
+type RepairPacksResult struct {
+	Packs     repair.PacksResult     `json:"packs"`
+	Snapshots repair.SnapshotsResult `json:"snapshots"`
+}
+
+// RepairPacks salvages the damaged packs ids (IDs or "data/ID",
+// "trees/ID" as check names them) under an exclusive lock: intact blobs
+// are copied into new packs, the packs leave the index and are deleted.
+// It then names what every snapshot lost.
+func (a *Repo) RepairPacks(ctx context.Context, ids []string, events func(Event)) (*RepairPacksResult, error) {
+	var packs []blob.ID
+	for _, s := range ids {
+		s = s[strings.LastIndex(s, "/")+1:]
+		id, err := blob.ParseID(s)
+		if err != nil {
+			return nil, fmt.Errorf("repair packs: %q is not a pack ID: %w", s, err)
+		}
+		packs = append(packs, id)
+	}
+	lock, err := a.lock(ctx, repo.LockExclusive, "repair packs")
+	if err != nil {
+		return nil, err
+	}
+	res := &RepairPacksResult{}
+	res.Packs, err = repair.RepairPacks(ctx, a.r, packs, func(f string, args ...any) {
+		emitter(events).send(Warning{Message: fmt.Sprintf(f, args...)})
+	})
+	lock.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("repair packs: %w", err)
+	}
+	if err := a.reopen(ctx); err != nil {
+		return nil, err
+	}
+	if res.Snapshots, err = repair.RepairSnapshots(ctx, a.r, repair.SnapshotsOptions{DryRun: true}); err != nil {
+		return nil, fmt.Errorf("repair packs: find what snapshots lost: %w", err)
+	}
+	return res, nil
 }

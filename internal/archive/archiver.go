@@ -51,6 +51,9 @@ type Options struct {
 	// ChangedTrees are directories to scan whole in a journal scan
 	// (created, moved in, or changed unseen below).
 	ChangedTrees []string
+	// CheckStored: a file taken from the parent must have every blob in
+	// the index, or it is read again (after a repair dropped lost data).
+	CheckStored bool
 	// RacyWindow: a file whose ctime is this close to the moment it was
 	// read is read again next time, since a write in the same timestamp
 	// tick would not change its ctime. Default 1s, which also covers

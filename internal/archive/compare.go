@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/fs"
 	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
@@ -40,3 +41,21 @@ func (a *archiver) unchanged(n *snapshot.Node, on *snapshot.Node, rec *scan.Stat
 
 // sameFile adds, for files, what the content depends on.
 func sameFile(n, on *snapshot.Node) bool { return on.Size == n.Size && on.MTime == n.MTime }
+
+// stored reports whether the repository's index has every blob of a
+// parent's file, when the options ask for the check. A repair drops lost
+// and damaged blobs from the index; a file that used one is read again
+// rather than lent to the new snapshot, which would then reference data
+// that is gone.
+func (a *archiver) stored(content []blob.ID) bool {
+	if !a.opt.CheckStored {
+		return true
+	}
+	idx := a.repo.Index()
+	for _, id := range content {
+		if !idx.Has(id) {
+			return false
+		}
+	}
+	return true
+}

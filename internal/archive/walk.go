@@ -170,7 +170,7 @@ func (a *archiver) file(ctx context.Context, d *dirJob, i int, p string, n snaps
 			// nothing written) keeps its node, first-link path included. A
 			// changed one concerns its other links, which may sit in
 			// directories this scan does not visit.
-			if same && on.MultiLink && sameFile(&n, on) {
+			if same && on.MultiLink && sameFile(&n, on) && a.stored(on.Content) {
 				d.nodes[i], d.recs[i] = *on, rec
 				a.fileUnchanged(n.Size)
 				return true
@@ -186,7 +186,7 @@ func (a *archiver) file(ctx context.Context, d *dirJob, i int, p string, n snaps
 			a.links[key] = joinSnap(d.snapPath, n.Name)
 		}
 	}
-	if same && sameFile(&n, on) {
+	if same && sameFile(&n, on) && a.stored(on.Content) {
 		n.Content, n.Xattrs = on.Content, on.Xattrs
 		d.nodes[i], d.recs[i] = n, rec
 		a.fileUnchanged(n.Size)

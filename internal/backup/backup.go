@@ -116,7 +116,9 @@ func StatSet(host string, roots []string) []byte {
 	return sum[:16]
 }
 
-// Run performs a backup. st may be nil (no local state).
+// Run performs a backup. st may be nil (no local state). An error after
+// the snapshot was saved is a *CommittedError; any other error means no
+// snapshot was written.
 func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*Result, error) {
 	start := time.Now()
 	roots, err := NormalizeRoots(opt.Paths)
@@ -150,6 +152,10 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	if st != nil {
 		req.Local = st
 	}
+	if req.IndexShrunk, err = r.IndexShrunk(); err != nil {
+		return nil, err
+	}
+	req.IndexDamaged = len(r.IndexErrors()) > 0
 	dec, err := planpkg.Make(ctx, req)
 	if err != nil {
 		return nil, err
@@ -158,7 +164,8 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	if prog == nil {
 		prog = &archive.Progress{}
 	}
-	aopt := archive.Options{Roots: roots, Excludes: ex, OneFileSystem: opt.OneFileSystem, ReadAll: opt.ReadAll, Progress: prog, RacyWindow: opt.RacyWindow}
+	aopt := archive.Options{Roots: roots, Excludes: ex, OneFileSystem: opt.OneFileSystem, ReadAll: opt.ReadAll, Progress: prog,
+		RacyWindow: opt.RacyWindow, CheckStored: dec.CheckStored}
 	if parent != nil {
 		aopt.ParentTree = parent.Tree
 	}
@@ -234,36 +241,103 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	if err := snapshot.Save(ctx, r, sn); err != nil {
 		return nil, err
 	}
-	// Only now is the snapshot durable; the stat cache may describe it.
+	result := &Result{Snapshot: sn, Parent: parent, Errors: res.Errors}
+	// Only now is the snapshot durable; the local state may describe it.
+	// From here on a failure leaves a complete snapshot: the error says so.
+	committed := func(step, next string, err error) error {
+		return &CommittedError{Result: result, Step: step, Next: next, Err: err}
+	}
 	if st != nil {
-		if err := st.PutDirStats(ctx, set, res.StatUpdates); err != nil {
-			return nil, err
+		// What the next backup of these paths does when the state database
+		// keeps an earlier backup's stat records, or none.
+		reread := "the next backup of these paths reads again what this one read"
+		if has, err := st.HasDirStats(set); err == nil && !has {
+			reread = "the next backup of these paths reads every file"
 		}
+		// Hard-link records before the stat cache: a stat cache without
+		// the records of the same scan would let a journal backup miss a
+		// change made through another link. The records alone make later
+		// backups only more cautious.
 		if err := st.PutLinks(ctx, set, res.LinksFull, res.Links); err != nil {
-			return nil, err
+			return nil, committed(StepLinks, reread, err)
+		}
+		if err := st.PutDirStats(ctx, set, res.StatUpdates); err != nil {
+			return nil, committed(StepStatCache, reread, err)
 		}
 		settingsJSON, err := json.Marshal(SetSettings{Host: host, Paths: roots, Excludes: opt.Excludes, OneFileSystem: opt.OneFileSystem, Policy: opt.Policy})
 		if err != nil {
-			return nil, err
+			return nil, committed(StepSettings, "", err)
 		}
+		// Without the settings' record of this snapshot the next backup
+		// may take the one before as its parent.
 		if err := st.SaveSettings(ctx, set, settingsJSON, sn.ID.String()); err != nil {
-			return nil, err
+			return nil, committed(StepSettings, "the next backup of these paths may read again what this one read, and `tidemark history` does not list this backup", err)
 		}
 		if err := st.RecordBackup(ctx, state.Backup{Snapshot: sn.ID.String(), Time: sn.Time, Host: host, Roots: roots,
 			Mode: dec.Mode, Reason: dec.Reason, FilesNew: res.Summary.FilesNew, FilesChanged: res.Summary.FilesChanged,
 			FilesUnchanged: res.Summary.FilesUnchanged, BytesRead: res.Summary.BytesRead, BytesAdded: sn.Summary.BytesAdded,
 			TotalBytes: res.Totals.Bytes, TotalFiles: res.Totals.Files, Errors: res.Summary.Errors, Duration: sn.Summary.Duration}); err != nil {
-			return nil, err
+			return nil, committed(StepHistory, "`tidemark history` does not list this backup", err)
 		}
 	}
 	if !dec.Cursor.IsZero() {
 		// Records up to this cursor are no longer needed by this set.
 		if err := opt.Source.Release(fmt.Sprintf("%x", set), dec.Cursor); err != nil {
-			return nil, fmt.Errorf("release journal records: %w", err)
+			return nil, committed(StepRelease, "the journal keeps records up to this backup until a later one releases them", err)
 		}
 	}
-	return &Result{Snapshot: sn, Parent: parent, Errors: res.Errors}, nil
+	return result, nil
 }
+
+// Steps of recording a saved snapshot locally, as CommittedError.Step
+// names them.
+const (
+	StepLinks     = "write hard-link records"
+	StepStatCache = "write stat cache"
+	StepSettings  = "save backup-set settings"
+	StepHistory   = "record backup history"
+	StepRelease   = "release journal records"
+)
+
+// CommittedError is a failure after the snapshot was saved: the snapshot
+// is complete in the repository, and what failed is recording it locally
+// (the state database, or the change journal's release), which costs
+// later backups time, never data. Run returns it instead of a result;
+// Result holds the result all the same.
+type CommittedError struct {
+	// Result is the backup, as Run returns it when nothing fails.
+	Result *Result
+	// Step is what was being written: one of the Step constants.
+	Step string
+	// Database is the state database's path, for the message. Run is
+	// given an open database and cannot name it: its caller may.
+	Database string
+	// Next says what the failure costs later backups ("" if nothing).
+	Next string
+	Err  error
+}
+
+func (e *CommittedError) Error() string {
+	where, cause := "the change journal", e.Err // whose errors name its files
+	if e.Step != StepRelease {
+		where = "the local state database"
+		if e.Database != "" {
+			where += " " + e.Database
+		}
+		// The database's own wrapping repeats the step; its root cause
+		// is what is news.
+		for u := errors.Unwrap(cause); u != nil; u = errors.Unwrap(cause) {
+			cause = u
+		}
+	}
+	msg := fmt.Sprintf("snapshot %s saved, but recording it in %s failed: %s: %v", e.Result.Snapshot.ID.Short(), where, e.Step, cause)
+	if e.Next != "" {
+		msg += "; " + e.Next
+	}
+	return msg
+}
+
+func (e *CommittedError) Unwrap() error { return e.Err }
 
 // resetProgress starts the counters afresh for a second attempt.
 func resetProgress(p *archive.Progress) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/cache"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
@@ -33,6 +35,11 @@ type Options struct {
 	SubsetFraction float64
 	SubsetN        int
 	SubsetT        int
+	// WithCache reads trees through the local cache. By default they are
+	// read from the repository itself (through a temporary cache of whole
+	// tree packs, removed afterwards): a cached intact copy must not hide
+	// a damaged stored one that every other host would read.
+	WithCache bool
 }
 
 // reading reports whether packs are to be read.
@@ -95,6 +102,7 @@ const (
 	KindCorruptBlob       = "corrupt-blob"       // a blob fails authentication or does not hash to its ID
 	KindIndexMismatch     = "index-mismatch"     // a pack's header or blobs disagree with the index
 	KindReadError         = "read-error"         // a pack could not be downloaded
+	KindHardLink          = "hard-link"          // a hard-link record names no file of the snapshot, or one with other content
 )
 
 // Problem is one thing wrong with the repository.
@@ -131,6 +139,8 @@ type packInfo struct {
 type treeState struct {
 	agg snapshot.Aggregates
 	ok  bool
+	// links are the hard-linked files below the tree, nil for none.
+	links *treeLinks
 }
 
 // damage is a problem with stored blobs. It is reported once for each path
@@ -159,16 +169,22 @@ type checker struct {
 	// but are not checked as indexed packs.
 	doomed map[blob.ID]bool
 	trees  map[blob.ID]treeState
+	// treeBE is where trees are read from: the repository through a
+	// temporary cache, or with WithCache the local cache.
+	treeBE backend.Backend
+	// linksChecked holds the root trees whose hard links were checked,
+	// linksReported the hard-link problems reported (links.go).
+	linksChecked  map[blob.ID]bool
+	linksReported map[string]bool
 }
 
 // Run checks r and calls report, from one goroutine at a time, for every
 // problem found. It returns an error only when checking cannot go on
 // (context cancelled, a listing fails, invalid options).
 //
-// Index files, snapshot records and packs are read from r.Raw(), so an
-// intact cached copy cannot hide a damaged stored one; trees are read
-// through the cache, and damage to tree packs is found by the size check
-// and ReadData. Run adds the packs of every index file it reads to
+// Index files, snapshot records, packs and (unless opt.WithCache) trees
+// are read from r.Raw(), so an intact cached copy cannot hide a damaged
+// stored one. Run adds the packs of every index file it reads to
 // r.Index(), so that the index matches what it checks even if backups
 // added index files since r was opened.
 //
@@ -183,8 +199,19 @@ func Run(ctx context.Context, r *repo.Repository, opt Options, report func(Probl
 	if report == nil {
 		report = func(Problem) {}
 	}
-	c := &checker{r: r, opt: opt, report: report, damaged: map[blob.ID]*damage{},
-		packs: map[blob.ID]*packInfo{}, doomed: map[blob.ID]bool{}, trees: map[blob.ID]treeState{}}
+	c := &checker{r: r, opt: opt, report: report, damaged: map[blob.ID]*damage{}, treeBE: r.Backend(),
+		packs: map[blob.ID]*packInfo{}, doomed: map[blob.ID]bool{}, trees: map[blob.ID]treeState{},
+		linksChecked: map[blob.ID]bool{}, linksReported: map[string]bool{}}
+	if !opt.WithCache {
+		tmp, err := os.MkdirTemp("", "tidemark-check-")
+		if err != nil {
+			return c.sum, fmt.Errorf("check: temporary tree cache: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		if c.treeBE, err = cache.Wrap(r.Raw(), tmp); err != nil {
+			return c.sum, fmt.Errorf("check: %w", err)
+		}
+	}
 	// Listed in the order a backup writes (packs, index, snapshot) reversed,
 	// so that a backup finishing meanwhile adds only unreferenced packs.
 	names, err := c.listSnapshots(ctx)
@@ -601,7 +628,7 @@ func (c *checker) checkSnapshot(ctx context.Context, sn *snapshot.Snapshot) erro
 		c.problem(Problem{Kind: KindAggregateMismatch, Object: obj, Path: "/",
 			Err: fmt.Sprintf("snapshot totals are %s, its tree holds %s", describeAgg(sn.Totals), describeAgg(agg))})
 	}
-	return nil
+	return c.checkLinks(ctx, sn)
 }
 
 func join(dir, name string) string {
@@ -609,6 +636,15 @@ func join(dir, name string) string {
 		return "/" + name
 	}
 	return dir + "/" + name
+}
+
+// loadTree reads and decodes tree id from c.treeBE.
+func (c *checker) loadTree(ctx context.Context, id blob.ID) (*snapshot.Tree, error) {
+	plain, err := c.r.LoadBlobVia(ctx, c.treeBE, blob.Tree, id)
+	if err != nil {
+		return nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
+	}
+	return snapshot.DecodeTree(plain)
 }
 
 // tree checks tree id, found at path, and everything below it once. It
@@ -631,7 +667,7 @@ func (c *checker) tree(ctx context.Context, id blob.ID, path string) (snapshot.A
 		// Lost in the repository, whatever a cached copy still holds.
 		return snapshot.Aggregates{}, false, nil
 	}
-	t, err := snapshot.LoadTree(ctx, c.r, id)
+	t, err := c.loadTree(ctx, id)
 	if err != nil {
 		if ctx.Err() != nil {
 			return snapshot.Aggregates{}, false, ctx.Err()
@@ -656,7 +692,7 @@ func (c *checker) tree(ctx context.Context, id blob.ID, path string) (snapshot.A
 			}
 		}
 	}
-	st := treeState{agg: t.Totals(), ok: true}
+	st := treeState{agg: t.Totals(), ok: true, links: c.treeLinks(t)}
 	c.trees[id] = st
 	return st.agg, true, nil
 }

@@ -101,6 +101,8 @@ type Parent struct {
 	// full scan in its chain; LastFull is that full scan's time.
 	JournalSinceFull int
 	LastFull         time.Time
+	// Time is when the parent snapshot was taken.
+	Time time.Time
 }
 
 // Input is everything the decision depends on.
@@ -114,6 +116,19 @@ type Input struct {
 	// Vouched: the changes come from a list its author vouches for since
 	// the parent snapshot (--changed-from), so no cursor is needed.
 	Vouched bool
+	// IndexShrunk is when this cache last found index files removed (a
+	// prune or a repair): a parent older than that may reference blobs
+	// that are gone, so its subtrees must not be reused unchecked.
+	IndexShrunk time.Time
+	// IndexDamaged: index files were skipped as damaged, so blobs the
+	// parent uses may be missing from the index.
+	IndexDamaged bool
+}
+
+// IndexShrunkSinceParent reports whether index entries were removed after
+// the parent snapshot was taken.
+func (in Input) IndexShrunkSinceParent() bool {
+	return in.Parent != nil && !in.IndexShrunk.IsZero() && !in.IndexShrunk.Before(in.Parent.Time)
 }
 
 // Verdict says whether to try the change source, and if not, why.
@@ -144,6 +159,11 @@ func Decide(in Input) (Verdict, error) {
 		return full("no cursor: the parent snapshot was not taken with the change journal")
 	case in.Parent.Settings != in.Settings:
 		return full("settings changed (roots, excludes or options) since the parent snapshot")
+	case in.IndexShrunkSinceParent():
+		return full(fmt.Sprintf("index entries were removed since the parent snapshot (a prune or a repair, %s): its subtrees are not reused unchecked, and every reused file is checked against the index",
+			in.IndexShrunk.Local().Format("2006-01-02 15:04:05")))
+	case in.IndexDamaged:
+		return full("damaged index files were skipped (run `tidemark repair index`): the parent's subtrees are not reused unchecked, and every reused file is checked against the index")
 	case !in.HasStatCache:
 		return full("no local stat cache for these paths")
 	}

@@ -33,6 +33,9 @@ func TestDecide(t *testing.T) {
 		{"in window", Input{Parent: good, Settings: "s", HasStatCache: true, Policy: Policy{Window: "03:00-04:00"}, Now: now}, false, "window 03:00-04:00", false},
 		{"in wrapping window", Input{Parent: good, Settings: "s", HasStatCache: true, Policy: Policy{Window: "22:00-03:31"}, Now: now}, false, "window", false},
 		{"outside window", Input{Parent: good, Settings: "s", HasStatCache: true, Policy: Policy{Window: "04:00-05:00"}, Now: now}, true, "", false},
+		{"index shrunk since the parent", Input{Parent: with(func(p *Parent) { p.Time = now.Add(-time.Hour) }), Settings: "s", HasStatCache: true, IndexShrunk: now.Add(-time.Minute), Now: now}, false, "index entries were removed", false},
+		{"index shrunk before the parent", Input{Parent: with(func(p *Parent) { p.Time = now.Add(-time.Minute) }), Settings: "s", HasStatCache: true, IndexShrunk: now.Add(-time.Hour), Now: now}, true, "", false},
+		{"index shrunk, list vouched", Input{Parent: with(func(p *Parent) { p.Time = now.Add(-time.Hour); p.Cursor = "" }), Vouched: true, Settings: "s", HasStatCache: true, IndexShrunk: now, Now: now}, false, "index entries were removed", false},
 		{"policy with journal demanded", Input{Scan: ScanJournal, Parent: good, Settings: "s", HasStatCache: true, Policy: Policy{Every: 1}, Now: now}, false, "policy", true},
 	}
 	for _, tt := range tests {

@@ -44,6 +44,12 @@ type Request struct {
 	Source changes.Source
 	// Local is the state database; nil without one (--no-cache).
 	Local Local
+	// IndexShrunk is when the repository's local cache last found index
+	// files removed (see repo.Repository.IndexShrunk); zero if never.
+	IndexShrunk time.Time
+	// IndexDamaged: damaged index files were skipped when the repository
+	// was opened.
+	IndexDamaged bool
 }
 
 // Decision is how a backup scans, and why.
@@ -58,6 +64,12 @@ type Decision struct {
 	// Cursor is the source's position to record with the snapshot (taken
 	// after a fence, before scanning); zero for none.
 	Cursor changes.Cursor
+	// CheckStored: files taken from the parent must have every blob in the
+	// index, else they are read again. Needed only when the index may have
+	// lost entries the parent uses (removed or damaged index files): it
+	// loses none otherwise, and the lookups cost a walk of a large tree
+	// several percent.
+	CheckStored bool
 
 	req      Request
 	hasStats bool
@@ -113,10 +125,12 @@ func Make(ctx context.Context, req Request) (Decision, error) {
 	}
 
 	in := Input{Scan: req.Scan, Settings: req.Settings, HasStatCache: d.hasStats && !req.ReadAll, Policy: req.Policy, Now: req.Now,
-		Vouched: req.Source != nil && req.Source.Kind() == changes.KindExternal}
+		Vouched: req.Source != nil && req.Source.Kind() == changes.KindExternal, IndexShrunk: req.IndexShrunk, IndexDamaged: req.IndexDamaged}
 	if p := req.Parent; p != nil {
-		in.Parent = &Parent{Cursor: string(p.Scan.Cursor), Settings: p.Settings, JournalSinceFull: p.Scan.JournalSinceFull, LastFull: p.Scan.LastFull}
+		in.Parent = &Parent{Cursor: string(p.Scan.Cursor), Settings: p.Settings, JournalSinceFull: p.Scan.JournalSinceFull,
+			LastFull: p.Scan.LastFull, Time: p.Time}
 	}
+	d.CheckStored = in.IndexShrunkSinceParent() || in.IndexDamaged
 	pd, err := Decide(in)
 	if err != nil {
 		return d, err

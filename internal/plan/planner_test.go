@@ -211,3 +211,40 @@ func TestDecline(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckStored: files taken from the parent are checked against the
+// index exactly when the index may have lost entries the parent uses.
+func TestCheckStored(t *testing.T) {
+	ctx := context.Background()
+	db, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	set := []byte("set")
+	if err := db.PutDirStats(ctx, set, []state.DirStatsUpdate{{Path: "/src", Entries: []byte{0}}}); err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	parent := &snapshot.Snapshot{ID: blob.ID{5}, Settings: "s", Time: taken}
+	for _, tt := range []struct {
+		name    string
+		shrunk  time.Time
+		damaged bool
+		want    bool
+	}{
+		{"index never shrank", time.Time{}, false, false},
+		{"shrank before the parent", taken.Add(-time.Hour), false, false},
+		{"shrank after the parent", taken.Add(time.Hour), false, true},
+		{"damaged index files", time.Time{}, true, true},
+	} {
+		d, err := Make(ctx, Request{Roots: []string{"/src"}, Set: set, Settings: "s", Parent: parent, Local: db, Now: taken.Add(2 * time.Hour),
+			IndexShrunk: tt.shrunk, IndexDamaged: tt.damaged})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.CheckStored != tt.want || d.Mode != snapshot.ModeParentAssisted {
+			t.Errorf("%s: CheckStored %v mode %s, want %v", tt.name, d.CheckStored, d.Mode, tt.want)
+		}
+	}
+}

@@ -12,13 +12,13 @@ import (
 	"github.com/tidemark/tidemark/internal/repo"
 )
 
-// PackProblem is a pack the rebuilt index could not take from its header.
+// PackProblem is a pack whose header could not be read: the blobs the old
+// index named in it were salvaged where they read intact, and the pack
+// left the index and the repository.
 type PackProblem struct {
 	Pack string `json:"pack"`
 	Err  string `json:"error"`
-	// KeptFromIndex counts the entries the old index had for the pack,
-	// which are kept: each blob is still authenticated when read.
-	KeptFromIndex int `json:"kept_from_index"`
+	Salvage
 }
 
 // IndexResult says what RebuildIndex found and did.
@@ -133,24 +133,57 @@ func RebuildIndex(ctx context.Context, r *repo.Repository, log func(string, ...a
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
+	// A pack whose header cannot be read is damaged: its blobs are read
+	// one by one, as the old index placed them, and those still intact
+	// are copied into new packs. Keeping its entries instead would let
+	// backups deduplicate against damaged data for good.
+	s := &salvager{r: r, others: map[blob.ID][]blob.ID{}, damaged: map[blob.ID]bool{}}
+	for i, p := range packs {
+		if errs[i] != nil {
+			s.damaged[p.id] = true
+			continue
+		}
+		for _, b := range out[i].Blobs {
+			s.others[b.ID] = append(s.others[b.ID], p.id)
+		}
+	}
 	var keep []repo.IndexPack
+	var salvaged []blob.ID
 	for i, p := range packs {
 		if err := errs[i]; err != nil {
-			if !errors.Is(err, repo.ErrCorrupt) && !errors.Is(err, backend.ErrShortObject) {
+			if !damage(err) {
 				return res, fmt.Errorf("read header of pack %s: %w", p.id, err)
 			}
-			prob := PackProblem{Pack: p.id.String(), Err: err.Error()}
-			if ip, ok := old[p.id]; ok {
-				prob.KeptFromIndex = len(ip.Blobs)
-				keep = append(keep, ip)
+			sal, err := s.salvage(ctx, p.h, p.id, old[p.id].Blobs)
+			if err != nil {
+				return res, err
 			}
-			res.Unreadable = append(res.Unreadable, prob)
+			res.Unreadable = append(res.Unreadable, PackProblem{Pack: p.id.String(), Err: errs[i].Error(), Salvage: sal})
+			salvaged = append(salvaged, p.id)
 			continue
 		}
 		if _, ok := old[p.id]; !ok {
 			res.NewlyFound++
 		}
 		keep = append(keep, out[i])
+	}
+	if len(salvaged) > 0 {
+		// The copies and their index file are durable before the old
+		// index files go.
+		if err := r.Flush(ctx); err != nil {
+			return res, fmt.Errorf("store salvaged blobs: %w", err)
+		}
+		for _, f := range r.WrittenIndexFiles() {
+			ips, err := r.LoadIndexFile(ctx, f)
+			if err != nil {
+				return res, err
+			}
+			for _, ip := range ips {
+				res.Packs++
+				res.Blobs += len(ip.Blobs)
+			}
+			res.NewFiles++
+		}
 	}
 	for _, ip := range keep {
 		res.Packs++
@@ -161,7 +194,7 @@ func RebuildIndex(ctx context.Context, r *repo.Repository, log func(string, ...a
 	if err != nil {
 		return res, err
 	}
-	res.NewFiles = len(written)
+	res.NewFiles += len(written)
 	for _, n := range names {
 		if err := r.Backend().Remove(ctx, backend.Handle{Type: backend.Index, Name: n}); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			return res, fmt.Errorf("remove old index file %s: %w", n, err)
@@ -169,6 +202,12 @@ func RebuildIndex(ctx context.Context, r *repo.Repository, log func(string, ...a
 	}
 	if err := r.DropIndexTable(); err != nil {
 		return res, err
+	}
+	// No index names the damaged packs any more.
+	for _, id := range salvaged {
+		if err := removePack(ctx, r, id); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }

@@ -24,8 +24,23 @@ type SnapshotsOptions struct {
 	// DryRun only reports what would be lost.
 	DryRun bool
 	// Forget removes each damaged snapshot once its repaired copy is
-	// stored.
+	// stored, and every snapshot record that is proven damaged (see
+	// UnreadableRecord.Damaged): nothing can be repaired from it.
 	Forget bool
+}
+
+// UnreadableRecord is a snapshot record that could not be read.
+type UnreadableRecord struct {
+	ID    string `json:"id"`
+	Size  int64  `json:"size"`
+	Error string `json:"error"`
+	// Damaged is set when the stored bytes are proven damaged: they do not
+	// match their name or fail authentication. A failed read may pass,
+	// and a record that authenticates but does not decode was written
+	// that way (perhaps by a newer version): Forget never removes those.
+	Damaged bool `json:"damaged"`
+	// Removed is set once Forget removed the record.
+	Removed bool `json:"removed"`
 }
 
 // SnapshotsResult says what RepairSnapshots found and did.
@@ -36,8 +51,9 @@ type SnapshotsResult struct {
 	// Repaired maps each damaged snapshot to its repaired copy.
 	Repaired  map[string]string `json:"repaired,omitempty"`
 	Forgotten int               `json:"forgotten"`
-	// Unreadable snapshot records are left alone and named here.
-	Unreadable []string `json:"unreadable,omitempty"`
+	// Unreadable names the snapshot records that could not be read; with
+	// Forget the damaged ones are removed.
+	Unreadable []UnreadableRecord `json:"unreadable,omitempty"`
 }
 
 // RepairedTag marks snapshots written by RepairSnapshots.
@@ -64,8 +80,8 @@ type repairer struct {
 // repaired copy of each: files missing any content are left out, and a
 // directory whose tree is lost becomes empty, every one of them named in
 // the result. Old snapshots are never edited; with Forget they are
-// removed after their copies are stored. The caller holds an exclusive
-// lock.
+// removed after their copies are stored, and so are the snapshot records
+// proven damaged. The caller holds an exclusive lock.
 func RepairSnapshots(ctx context.Context, r *repo.Repository, opt SnapshotsOptions) (SnapshotsResult, error) {
 	res := SnapshotsResult{Repaired: map[string]string{}, Losses: []Loss{}}
 	rp := &repairer{r: r, opt: opt, stored: map[blob.ID]bool{}, trees: map[blob.ID]*fixedTree{}}
@@ -81,22 +97,27 @@ func RepairSnapshots(ctx context.Context, r *repo.Repository, opt SnapshotsOptio
 		}
 	}
 	rp.empty = r.Key().ID((&snapshot.Tree{}).Encode())
-	ids, err := snapshot.IDs(ctx, r)
+	recs, err := snapshot.Records(ctx, r)
 	if err != nil {
 		return res, err
 	}
-	type fix struct {
-		sn *snapshot.Snapshot
-		ft *fixedTree
-	}
 	var fixes []fix
-	for _, id := range ids {
+	for _, rec := range recs {
+		id := rec.ID
 		sn, err := snapshot.Load(ctx, r, id)
 		if err != nil {
 			if ctx.Err() != nil {
 				return res, ctx.Err()
 			}
-			res.Unreadable = append(res.Unreadable, id.String())
+			if errors.Is(err, backend.ErrNotFound) {
+				continue // removed since it was listed
+			}
+			u := UnreadableRecord{ID: id.String(), Size: rec.Size, Error: err.Error()}
+			var ue *snapshot.UnreadableError
+			if errors.As(err, &ue) {
+				u.Error, u.Damaged = ue.Err.Error(), ue.Damaged()
+			}
+			res.Unreadable = append(res.Unreadable, u)
 			continue
 		}
 		res.Snapshots++
@@ -114,11 +135,43 @@ func RepairSnapshots(ctx context.Context, r *repo.Repository, opt SnapshotsOptio
 		}
 		fixes = append(fixes, fix{sn, ft})
 	}
-	if opt.DryRun || len(fixes) == 0 {
+	if opt.DryRun {
 		return res, nil
 	}
+	if len(fixes) > 0 {
+		if err := rp.commit(ctx, fixes, &res); err != nil {
+			return res, err
+		}
+	}
+	if opt.Forget {
+		// Last, after every write: a damaged record holds nothing to
+		// repair from, and it keeps prune from knowing what is used.
+		for i := range res.Unreadable {
+			u := &res.Unreadable[i]
+			if !u.Damaged {
+				continue
+			}
+			if err := r.Backend().Remove(ctx, backend.Handle{Type: backend.Snapshot, Name: u.ID}); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				return res, fmt.Errorf("remove damaged snapshot record %s: %w", u.ID, err)
+			}
+			u.Removed = true
+		}
+	}
+	return res, nil
+}
+
+// fix is a damaged snapshot and its repaired tree.
+type fix struct {
+	sn *snapshot.Snapshot
+	ft *fixedTree
+}
+
+// commit stores the repaired trees and a repaired copy of each snapshot,
+// removing the originals with Forget.
+func (rp *repairer) commit(ctx context.Context, fixes []fix, res *SnapshotsResult) error {
+	r, opt := rp.r, rp.opt
 	if err := r.Flush(ctx); err != nil {
-		return res, fmt.Errorf("store repaired trees: %w", err)
+		return fmt.Errorf("store repaired trees: %w", err)
 	}
 	for _, f := range fixes {
 		sn := *f.sn
@@ -129,17 +182,17 @@ func RepairSnapshots(ctx context.Context, r *repo.Repository, opt SnapshotsOptio
 			sn.Tags = append(slices.Clone(sn.Tags), RepairedTag)
 		}
 		if err := snapshot.Save(ctx, r, &sn); err != nil {
-			return res, fmt.Errorf("save repaired copy of snapshot %s: %w", orig.Short(), err)
+			return fmt.Errorf("save repaired copy of snapshot %s: %w", orig.Short(), err)
 		}
 		res.Repaired[orig.String()] = sn.ID.String()
 		if opt.Forget {
 			if err := r.Backend().Remove(ctx, backend.Handle{Type: backend.Snapshot, Name: orig.String()}); err != nil && !errors.Is(err, backend.ErrNotFound) {
-				return res, fmt.Errorf("forget damaged snapshot %s: %w", orig.Short(), err)
+				return fmt.Errorf("forget damaged snapshot %s: %w", orig.Short(), err)
 			}
 			res.Forgotten++
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // available reports whether a blob can be read: indexed, in a stored pack.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/blob"
@@ -94,13 +95,17 @@ func (r *Repository) SaveIndexFiles(ctx context.Context, packs []IndexPack, doom
 
 // DropIndexTable removes the cache's index table and keeps this handle
 // from writing one: after maintenance removed index files, the next open
-// builds the table afresh.
+// builds the table afresh. It also records the removal (see shrink.go),
+// since the next open has no table left to notice it by.
 func (r *Repository) DropIndexTable() error {
 	r.mu.Lock()
 	r.noMerge = true
 	r.mu.Unlock()
 	if r.cacheDir == "" {
 		return nil
+	}
+	if err := noteShrink(r.cacheDir, time.Now()); err != nil {
+		return fmt.Errorf("record removed index files in the cache: %w", err)
 	}
 	if err := os.Remove(tableFile(r.cacheDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove index table: %w", err)

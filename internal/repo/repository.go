@@ -81,6 +81,8 @@ type Repository struct {
 	// blobs are only in memory (read at open, or written by this handle).
 	merged   map[string]bool
 	unmerged []string
+	// gone are index files the cache knew that are no longer listed.
+	gone []string
 	// indexErrs lists index files that could not be used.
 	indexErrs []error
 
@@ -330,14 +332,22 @@ func (r *Repository) resetIndex() error {
 func (r *Repository) loadIndexFiles(ctx context.Context, names []string) error {
 	merged := map[string]bool{}
 	if r.cacheDir != "" {
+		listed := make(map[string]bool, len(names))
+		for _, n := range names {
+			listed[n] = true
+		}
 		// A damaged table is only a cache: it is rebuilt below.
 		t, _ := openTable(tableFile(r.cacheDir))
 		if t != nil {
 			merged = t.nameSet()
-			listed := make(map[string]bool, len(names))
-			for _, n := range names {
-				listed[n] = true
+		}
+		if err := r.findGone(merged, listed); err != nil {
+			if t != nil {
+				t.close()
 			}
+			return err
+		}
+		if t != nil {
 			for n := range merged {
 				if !listed[n] {
 					// An index file was removed (prune, repair): the table
@@ -565,6 +575,18 @@ func (r *Repository) LoadBlob(ctx context.Context, t blob.Type, id blob.ID) ([]b
 	return plain, err
 }
 
+// LoadBlobVia is LoadBlob reading the blob's pack through be instead of the
+// repository's (cached) backend: check reads trees from the repository
+// itself, through a cache of its own, so an intact cached copy cannot hide
+// a damaged stored one.
+func (r *Repository) LoadBlobVia(ctx context.Context, be backend.Backend, t blob.Type, id blob.ID) ([]byte, error) {
+	loc, ok := r.idx.Lookup(id)
+	if !ok || loc.Type != t {
+		return nil, fmt.Errorf("%s blob %s is not in the index", t, id.Short())
+	}
+	return r.loadBlobFrom(ctx, be, backend.Handle{Type: PackType(t), Name: loc.Pack.String()}, id, loc)
+}
+
 func (r *Repository) loadBlobFrom(ctx context.Context, be backend.Backend, h backend.Handle, id blob.ID, loc Location) ([]byte, error) {
 	sealed, err := be.Load(ctx, h, int64(loc.Offset), int64(loc.Length))
 	if err != nil {
@@ -717,6 +739,11 @@ func (r *Repository) writeIndex(ctx context.Context, packs []IndexPack) error {
 	r.unmerged = append(r.unmerged, id.String())
 	r.written = append(r.written, id.String())
 	r.mu.Unlock()
+	// Known at once, not only at Close: a process killed later must not
+	// leave the cache unaware of a file a repair may remove.
+	if err := r.saveKnown(); err != nil {
+		return fmt.Errorf("record index file %s in the cache: %w", id.Short(), err)
+	}
 	return nil
 }
 
@@ -765,10 +792,12 @@ func (r *Repository) Close() error {
 	r.mu.Lock()
 	flushed := r.err == nil && len(r.newPacks) == 0 && len(r.packers) == 0
 	r.mu.Unlock()
+	var known error
 	if flushed {
 		r.maybeMergeTable()
+		known = r.saveKnown()
 	}
-	return errors.Join(r.idx.close(), r.be.Close())
+	return errors.Join(known, r.idx.close(), r.be.Close())
 }
 
 // packer accumulates blobs of one type into a pack.

@@ -201,14 +201,22 @@ func applyTiers(ds []Decision, tiers []Tier, now time.Time, loc *time.Location, 
 }
 
 // ParseTiers parses a Duplicati-style retention string such as
-// "1D:0s,7D:1h,1M:1D,1Y:1W,U:1M". Frames must grow from left to right;
-// "U" (unlimited) may only come last.
+// "1D:0s,7D:1h,1M:1D,1Y:1W,U:1M" (the value of --retention, which its
+// errors name). Frames must be longer than zero and grow from left to
+// right; an interval may not be longer than its frame (it would keep no
+// more than a shorter one); "U" (unlimited) may only come last.
 func ParseTiers(s string) ([]Tier, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("--retention %q: %s", s, fmt.Sprintf(format, args...))
+	}
+	// Spans in calendar units are compared by where they end from one
+	// reference time.
+	ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	var out []Tier
 	for _, part := range strings.Split(s, ",") {
 		frame, interval, ok := strings.Cut(strings.TrimSpace(part), ":")
 		if !ok {
-			return nil, fmt.Errorf("retention %q: %q is not FRAME:INTERVAL", s, part)
+			return nil, bad("%q is not FRAME:INTERVAL", part)
 		}
 		var tr Tier
 		if frame == "U" {
@@ -216,23 +224,28 @@ func ParseTiers(s string) ([]Tier, error) {
 		} else {
 			f, err := parseSpan(frame)
 			if err != nil {
-				return nil, fmt.Errorf("retention %q: %w", s, err)
+				return nil, bad("%v", err)
+			}
+			if f.N == 0 {
+				return nil, bad("timeframe %s is empty: a timeframe holds the snapshots younger than it, so it must be longer than zero", f)
 			}
 			tr.Frame = f
 		}
 		iv, err := parseSpan(interval)
 		if err != nil {
-			return nil, fmt.Errorf("retention %q: %w", s, err)
+			return nil, bad("%v", err)
 		}
 		tr.Interval = iv
+		if !tr.Unlimited && iv.add(ref, 1).After(tr.Frame.add(ref, 1)) {
+			return nil, bad("interval %s is longer than its timeframe %s: %s:%s keeps the same snapshots", iv, tr.Frame, tr.Frame, tr.Frame)
+		}
 		if len(out) > 0 {
 			last := out[len(out)-1]
-			ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 			if last.Unlimited {
-				return nil, fmt.Errorf("retention %q: U must be the last timeframe", s)
+				return nil, bad("U must be the last timeframe")
 			}
 			if !tr.Unlimited && !tr.Frame.add(ref, 1).After(last.Frame.add(ref, 1)) {
-				return nil, fmt.Errorf("retention %q: timeframe %s is not longer than %s", s, tr.Frame, last.Frame)
+				return nil, bad("timeframe %s is not longer than %s", tr.Frame, last.Frame)
 			}
 		}
 		out = append(out, tr)

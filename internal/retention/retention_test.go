@@ -233,6 +233,15 @@ func TestParse(t *testing.T) {
 		{"1D", false, "FRAME:INTERVAL"},
 		{"1X:1h", false, "bad span"},
 		{"D:1h", false, "bad span"},
+		{"0D:0s", false, `--retention "0D:0s": timeframe 0D is empty`},
+		{"1D:0s,0W:1D", false, "timeframe 0W is empty"},
+		{"1D:2D", false, `--retention "1D:2D": interval 2D is longer than its timeframe 1D`},
+		{"1D:25h", false, "interval 25h is longer than its timeframe 1D"},
+		{"1D:0s,1M:5W", false, "interval 5W is longer than its timeframe 1M"},
+		{"1D:1D", true, ""},
+		{"1M:31D", true, ""},
+		{"U:10Y", true, ""},
+		{"U:0s", true, ""},
 	} {
 		_, err := ParseTiers(tc.in)
 		if tc.ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {

@@ -94,49 +94,102 @@ func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
 	return nil
 }
 
-// Load reads one snapshot record.
+// UnreadableError is a snapshot record that could not be read or decoded.
+// Its time is unknown, so it may be newer than every readable one.
+type UnreadableError struct {
+	ID blob.ID
+	// Size is the record's stored size in bytes, -1 when not known.
+	Size int64
+	Err  error
+	// undecodable: the record authenticates but does not decode, so it
+	// was written that way (by another version, or a bug).
+	undecodable bool
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("load snapshot %s: %v", e.ID.Short(), e.Err)
+}
+
+func (e *UnreadableError) Unwrap() error { return e.Err }
+
+// Damaged reports whether the stored record is proven damaged: its bytes
+// do not match its name or fail authentication. Other errors (a failed
+// read) may pass, and a record that authenticates but does not decode was
+// written that way, perhaps by a newer version.
+func (e *UnreadableError) Damaged() bool { return !e.undecodable && errors.Is(e.Err, repo.ErrCorrupt) }
+
+// Load reads one snapshot record. Its errors are *UnreadableError.
 func Load(ctx context.Context, r *repo.Repository, id blob.ID) (*Snapshot, error) {
 	plain, err := r.LoadUnpacked(ctx, backend.Snapshot, id.String())
 	if err != nil {
-		return nil, fmt.Errorf("load snapshot %s: %w", id.Short(), err)
+		return nil, &UnreadableError{ID: id, Size: -1, Err: err}
 	}
 	var sn Snapshot
 	if err := json.Unmarshal(plain, &sn); err != nil {
-		return nil, fmt.Errorf("load snapshot %s: %v: %w", id.Short(), err, repo.ErrCorrupt)
+		return nil, &UnreadableError{ID: id, Size: -1, Err: fmt.Errorf("decode: %v: %w", err, repo.ErrCorrupt), undecodable: true}
 	}
 	sn.ID = id
 	return &sn, nil
 }
 
-// IDs lists the IDs of all snapshots.
-func IDs(ctx context.Context, r *repo.Repository) ([]blob.ID, error) {
-	var ids []blob.ID
-	err := r.Backend().List(ctx, backend.Snapshot, func(name string, _ int64) error {
+// Record is a stored snapshot record as listed: its ID and size.
+type Record struct {
+	ID   blob.ID
+	Size int64
+}
+
+// Records lists the stored snapshot records. Files whose names are not
+// snapshot IDs are skipped; check reports them.
+func Records(ctx context.Context, r *repo.Repository) ([]Record, error) {
+	var recs []Record
+	err := r.Backend().List(ctx, backend.Snapshot, func(name string, size int64) error {
 		id, err := blob.ParseID(name)
 		if err != nil {
 			return nil // not ours; check reports it
 		}
-		ids = append(ids, id)
+		recs = append(recs, Record{ID: id, Size: size})
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
+	return recs, nil
+}
+
+// IDs lists the IDs of all snapshots.
+func IDs(ctx context.Context, r *repo.Repository) ([]blob.ID, error) {
+	recs, err := Records(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]blob.ID, len(recs))
+	for i, rec := range recs {
+		ids[i] = rec.ID
+	}
 	return ids, nil
 }
 
 // All loads every snapshot, oldest first. Unreadable ones are returned in
-// errs rather than failing the listing.
+// errs (each an *UnreadableError with the record's size) rather than
+// failing the listing; records removed since they were listed (by a
+// concurrent forget) are left out.
 func All(ctx context.Context, r *repo.Repository) (sns []*Snapshot, errs []error, err error) {
-	ids, err := IDs(ctx, r)
+	recs, err := Records(ctx, r)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, id := range ids {
-		sn, err := Load(ctx, r, id)
+	for _, rec := range recs {
+		sn, err := Load(ctx, r, rec.ID)
 		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return nil, nil, err
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			if errors.Is(err, backend.ErrNotFound) {
+				continue
+			}
+			var u *UnreadableError
+			if errors.As(err, &u) {
+				u.Size = rec.Size
 			}
 			errs = append(errs, err)
 			continue
@@ -155,35 +208,81 @@ func All(ctx context.Context, r *repo.Repository) (sns []*Snapshot, errs []error
 // ErrNoSnapshot is returned when a snapshot reference matches nothing.
 var ErrNoSnapshot = errors.New("no matching snapshot")
 
-// Find resolves "latest" or a unique ID prefix.
-func Find(ctx context.Context, r *repo.Repository, ref string) (*Snapshot, error) {
-	if ref == "latest" {
-		sns, _, err := All(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		if len(sns) == 0 {
-			return nil, fmt.Errorf("latest: %w", ErrNoSnapshot)
-		}
-		return sns[len(sns)-1], nil
-	}
-	ids, err := IDs(ctx, r)
+// Latest returns the newest readable snapshot (nil if there is none) and
+// the records that could not be read. An unreadable record's time is
+// unknown: when there are any, the snapshot returned is only the newest
+// of those that could be read.
+func Latest(ctx context.Context, r *repo.Repository) (*Snapshot, []*UnreadableError, error) {
+	sns, errs, err := All(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var match []blob.ID
-	for _, id := range ids {
-		if strings.HasPrefix(id.String(), strings.ToLower(ref)) {
-			match = append(match, id)
+	bad := make([]*UnreadableError, 0, len(errs))
+	for _, e := range errs {
+		var u *UnreadableError
+		if !errors.As(e, &u) {
+			return nil, nil, e
+		}
+		bad = append(bad, u)
+	}
+	if len(sns) == 0 {
+		return nil, bad, nil
+	}
+	return sns[len(sns)-1], bad, nil
+}
+
+// Match returns the record whose ID is ref or starts with it (case does
+// not matter); a prefix must be unique.
+func Match(recs []Record, ref string) (Record, error) {
+	ref = strings.ToLower(ref)
+	var match []Record
+	for _, rec := range recs {
+		if ref != "" && strings.HasPrefix(rec.ID.String(), ref) {
+			match = append(match, rec)
 		}
 	}
 	switch {
-	case ref == "" || len(match) == 0:
-		return nil, fmt.Errorf("snapshot %q: %w", ref, ErrNoSnapshot)
+	case len(match) == 0:
+		return Record{}, fmt.Errorf("snapshot %q: %w", ref, ErrNoSnapshot)
 	case len(match) > 1:
-		return nil, fmt.Errorf("snapshot prefix %q is ambiguous (%d matches)", ref, len(match))
+		return Record{}, fmt.Errorf("snapshot prefix %q is ambiguous (%d matches)", ref, len(match))
 	}
-	return Load(ctx, r, match[0])
+	return match[0], nil
+}
+
+// Find resolves "latest" or a unique ID prefix. For "latest" it also
+// returns the records that could not be read (see Latest), and fails
+// when none could be.
+func Find(ctx context.Context, r *repo.Repository, ref string) (*Snapshot, []*UnreadableError, error) {
+	if ref == "latest" {
+		sn, bad, err := Latest(ctx, r)
+		switch {
+		case err != nil:
+			return nil, nil, err
+		case sn == nil && len(bad) > 0:
+			return nil, bad, fmt.Errorf("latest: %w: none of the %d snapshot records can be read", ErrNoSnapshot, len(bad))
+		case sn == nil:
+			return nil, nil, fmt.Errorf("latest: %w", ErrNoSnapshot)
+		}
+		return sn, bad, nil
+	}
+	recs, err := Records(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := Match(recs, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	sn, err := Load(ctx, r, rec.ID)
+	if err != nil {
+		var u *UnreadableError
+		if errors.As(err, &u) {
+			u.Size = rec.Size
+		}
+		return nil, nil, err
+	}
+	return sn, nil, nil
 }
 
 // LatestFor returns the newest snapshot of host with exactly these roots,
@@ -258,6 +357,10 @@ func Walk(ctx context.Context, r *repo.Repository, id blob.ID, prefix string, fn
 // ErrSkipDir tells Walk not to descend into a directory.
 var ErrSkipDir = errors.New("skip this directory")
 
+// ErrPathNotFound is returned by FindPath for a path the tree does not
+// hold.
+var ErrPathNotFound = errors.New("not found in snapshot")
+
 // FindPath returns the node at a slash-separated path below tree id.
 func FindPath(ctx context.Context, r *repo.Repository, id blob.ID, path string) (*Node, error) {
 	path = strings.Trim(path, "/")
@@ -273,15 +376,15 @@ func FindPath(ctx context.Context, r *repo.Repository, id blob.ID, path string) 
 		}
 		n := t.Find(part)
 		if n == nil {
-			return nil, fmt.Errorf("path %q not found in snapshot", path)
+			return nil, fmt.Errorf("path %q %w", path, ErrPathNotFound)
 		}
 		if i == len(parts)-1 {
 			return n, nil
 		}
 		if n.Type != Dir {
-			return nil, fmt.Errorf("path %q: %q is not a directory", path, strings.Join(parts[:i+1], "/"))
+			return nil, fmt.Errorf("path %q %w: %q is not a directory", path, ErrPathNotFound, strings.Join(parts[:i+1], "/"))
 		}
 		cur = n.Subtree
 	}
-	return nil, fmt.Errorf("path %q not found", path)
+	return nil, fmt.Errorf("path %q %w", path, ErrPathNotFound)
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/tidemark/tidemark/internal/backend"
 )
@@ -33,14 +34,22 @@ func (b *Backend) WithoutSync() *Backend {
 	return &c
 }
 
+// ErrNotDirectory is returned by Open when the location is not a
+// directory, or lies below a file: no repository can be there.
+var ErrNotDirectory = errors.New("not a directory")
+
 // Open opens an existing repository directory.
 func Open(dir string) (*Backend, error) {
 	fi, err := os.Stat(dir)
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.ENOTDIR):
+		return nil, fmt.Errorf("repository %s: a component of the path is a file, %w", dir, ErrNotDirectory)
+	case err != nil:
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("open repository %s: not a directory", dir)
+	case fi.Mode().IsRegular():
+		return nil, fmt.Errorf("repository %s is a file, %w", dir, ErrNotDirectory)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("repository %s is %w", dir, ErrNotDirectory)
 	}
 	return &Backend{dir: dir}, nil
 }
