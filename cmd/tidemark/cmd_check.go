@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/tidemark/tidemark/internal/check"
@@ -48,6 +50,10 @@ func (a *cli) checkCmd() *cobra.Command {
 				}
 			}
 			if len(res.Problems) > 0 {
+				if packs := damagedPacks(res.Problems); len(packs) > 0 {
+					return fmt.Errorf("check found %d problems; run `tidemark repair packs %s` to salvage the intact blobs of the damaged packs, then `tidemark repair snapshots`",
+						len(res.Problems), strings.Join(packs, " "))
+				}
 				return fmt.Errorf("check found %d problems", len(res.Problems))
 			}
 			a.printf("no problems found\n")
@@ -58,4 +64,22 @@ func (a *cli) checkCmd() *cobra.Command {
 	cmd.Flags().StringVar(&subset, "read-data-subset", "", "verify a subset of packs: a percentage (5%) or n/t")
 	cmd.Flags().BoolVar(&opt.WithCache, "with-cache", false, "read trees through the local cache instead of from the repository (faster on remote repositories, but an intact cached copy can hide a damaged stored one)")
 	return cmd
+}
+
+// damagedPacks names the stored packs the problems blame (data/ID or
+// trees/ID), for repair packs.
+func damagedPacks(problems []check.Problem) []string {
+	var out []string
+	for _, p := range problems {
+		switch p.Kind {
+		case check.KindCorruptPack, check.KindCorruptBlob, check.KindSizeMismatch, check.KindIndexMismatch:
+		default:
+			continue
+		}
+		ns, _, ok := strings.Cut(p.Object, "/")
+		if ok && (ns == "data" || ns == "trees") && !slices.Contains(out, p.Object) {
+			out = append(out, p.Object)
+		}
+	}
+	return out
 }

@@ -199,6 +199,6 @@ func verifyFailure(res *app.VerifyReport) error {
 		return fmt.Errorf("verify could not download %s (%s); they are tried again next time",
 			plural(len(unread), "pack", "packs"), strings.Join(unread, ", "))
 	}
-	return fmt.Errorf("verify found damage in %s: %s; run `tidemark check --read-data` to see which files it affects, then repair the repository",
-		plural(len(damaged), "pack", "packs"), strings.Join(damaged, ", "))
+	return fmt.Errorf("verify found damage in %s: %s; run `tidemark check --read-data` to see which files it affects, and `tidemark repair packs %s` to salvage their intact blobs",
+		plural(len(damaged), "pack", "packs"), strings.Join(damaged, ", "), strings.Join(damaged, " "))
 }

@@ -136,8 +136,12 @@ func damageCase(t *testing.T, target string, d damage, warm, forget bool) {
 		}
 		os.Mkdir(e.cache, 0o700)
 	}
-	if r := e.run("check", "--read-data"); r.code == 0 {
+	r := e.run("check", "--read-data")
+	if r.code == 0 {
 		t.Fatalf("check --read-data passed with %s damaged (%s):\n%s", victim, d.name, r.stdout)
+	}
+	if d.name != "delete" && !strings.Contains(r.stderr, "tidemark repair packs "+target+"/"+filepath.Base(victim)) {
+		t.Fatalf("check does not say how to repair the damaged pack:\n%s", r.stderr)
 	}
 	e.mustRun("repair", "index")
 	if packs := e.damagedPacks(); len(packs) > 0 {
