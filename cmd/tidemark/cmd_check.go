@@ -45,6 +45,9 @@ func (a *cli) checkCmd() *cobra.Command {
 					a.printf("; read %d packs (%s)", sum.PacksRead, humanBytes(uint64(sum.BytesRead)))
 				}
 				a.printf("\n")
+				for _, f := range sum.UnknownFiles {
+					fmt.Fprintf(a.errOut, "warning: %s is not a Tidemark object (left alone; remove it if nothing else put it there)\n", f)
+				}
 				if sum.UnreferencedPacks > 0 {
 					a.printf("%d packs are not referenced by the index (left by an interrupted backup; harmless)\n", sum.UnreferencedPacks)
 				}

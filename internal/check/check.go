@@ -125,7 +125,10 @@ type Summary struct {
 	// UnreferencedPacks are stored but in no index: what an interrupted
 	// backup leaves behind, not a problem.
 	UnreferencedPacks int `json:"unreferenced_packs"`
-	Problems          int `json:"problems"`
+	// UnknownFiles are files whose names no Tidemark object has (not IDs):
+	// put there by something else, left alone and not counted as problems.
+	UnknownFiles []string `json:"unknown_files,omitempty"`
+	Problems     int      `json:"problems"`
 }
 
 // packInfo is what the index says about one pack.
@@ -294,6 +297,10 @@ func (c *checker) loadIndex(ctx context.Context) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
+		if _, err := blob.ParseID(name); err != nil {
+			c.sum.UnknownFiles = append(c.sum.UnknownFiles, "index/"+name)
+			continue
+		}
 		plain, err := c.r.LoadUnpackedRaw(ctx, backend.Index, name)
 		var packs []repo.IndexPack
 		if err == nil {
@@ -374,6 +381,10 @@ func (c *checker) checkPacks(ctx context.Context) error {
 	for _, t := range []backend.FileType{backend.Data, backend.Tree} {
 		m := map[string]int64{}
 		if err := c.r.Raw().List(ctx, t, func(name string, size int64) error {
+			if _, err := blob.ParseID(name); err != nil {
+				c.sum.UnknownFiles = append(c.sum.UnknownFiles, string(t)+"/"+name)
+				return nil
+			}
 			m[name] = size
 			return nil
 		}); err != nil {
@@ -434,7 +445,7 @@ func (c *checker) loadSnapshots(ctx context.Context, names []string) ([]*snapsho
 	for _, name := range names {
 		id, err := blob.ParseID(name)
 		if err != nil {
-			c.problem(Problem{Kind: KindCorruptSnapshot, Object: "snapshots/" + name, Err: "file name is not a snapshot ID"})
+			c.sum.UnknownFiles = append(c.sum.UnknownFiles, "snapshots/"+name)
 			continue
 		}
 		plain, err := c.r.LoadUnpackedRaw(ctx, backend.Snapshot, name)

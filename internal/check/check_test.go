@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -285,7 +286,7 @@ func TestCleanRepository(t *testing.T) {
 			if readData {
 				want.PacksRead, want.BytesRead = npacks, total
 			}
-			if sum != want {
+			if !reflect.DeepEqual(sum, want) {
 				t.Errorf("summary %+v, want %+v", sum, want)
 			}
 		})

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/blob"
+	"github.com/tidemark/tidemark/internal/cache"
 	"github.com/tidemark/tidemark/internal/repo"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
@@ -68,7 +71,10 @@ type fixedTree struct {
 }
 
 type repairer struct {
-	r      *repo.Repository
+	r *repo.Repository
+	// treeBE reads trees from the repository itself, through a temporary
+	// cache: a cached intact copy must not hide a damaged stored tree.
+	treeBE backend.Backend
 	opt    SnapshotsOptions
 	stored map[blob.ID]bool // packs in the repository
 	trees  map[blob.ID]*fixedTree
@@ -97,6 +103,14 @@ func RepairSnapshots(ctx context.Context, r *repo.Repository, opt SnapshotsOptio
 		}
 	}
 	rp.empty = r.Key().ID((&snapshot.Tree{}).Encode())
+	tmp, err := os.MkdirTemp("", "tidemark-repair-")
+	if err != nil {
+		return res, fmt.Errorf("temporary tree cache: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if rp.treeBE, err = cache.Wrap(r.Raw(), tmp); err != nil {
+		return res, err
+	}
 	recs, err := snapshot.Records(ctx, r)
 	if err != nil {
 		return res, err
@@ -104,7 +118,7 @@ func RepairSnapshots(ctx context.Context, r *repo.Repository, opt SnapshotsOptio
 	var fixes []fix
 	for _, rec := range recs {
 		id := rec.ID
-		sn, err := snapshot.Load(ctx, r, id)
+		sn, err := snapshot.LoadFromRepository(ctx, r, id)
 		if err != nil {
 			if ctx.Err() != nil {
 				return res, ctx.Err()
@@ -217,6 +231,15 @@ func (rp *repairer) tree(ctx context.Context, id blob.ID) (*fixedTree, error) {
 	return ft, nil
 }
 
+// loadTree reads tree id from the repository.
+func (rp *repairer) loadTree(ctx context.Context, id blob.ID) (*snapshot.Tree, error) {
+	plain, err := rp.r.LoadBlobVia(ctx, rp.treeBE, blob.Tree, id)
+	if err != nil {
+		return nil, fmt.Errorf("load tree %s: %w", id.Short(), err)
+	}
+	return snapshot.DecodeTree(plain)
+}
+
 func (rp *repairer) fix(ctx context.Context, id blob.ID) (*fixedTree, error) {
 	lost := func(what string) (*fixedTree, error) {
 		return &fixedTree{id: rp.empty, changed: true, losses: []Loss{{What: what}}}, rp.save(ctx, &snapshot.Tree{})
@@ -224,9 +247,10 @@ func (rp *repairer) fix(ctx context.Context, id blob.ID) (*fixedTree, error) {
 	if !rp.available(id, blob.Tree) {
 		return lost(fmt.Sprintf("directory contents lost (tree %s is not in the repository)", id.Short()))
 	}
-	t, err := snapshot.LoadTree(ctx, rp.r, id)
+	t, err := rp.loadTree(ctx, id)
 	if err != nil {
-		if ctx.Err() != nil || !(errors.Is(err, repo.ErrCorrupt) || errors.Is(err, snapshot.ErrInvalidTree) || errors.Is(err, backend.ErrNotFound)) {
+		if ctx.Err() != nil || !(errors.Is(err, repo.ErrCorrupt) || errors.Is(err, snapshot.ErrInvalidTree) || errors.Is(err, backend.ErrNotFound) ||
+			errors.Is(err, backend.ErrShortObject) || errors.Is(err, io.ErrUnexpectedEOF)) {
 			return nil, err
 		}
 		return lost(fmt.Sprintf("directory contents lost: %v", err))

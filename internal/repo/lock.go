@@ -54,6 +54,8 @@ type LockInfo struct {
 	// Holder stays the same when the lock is refreshed under a new name,
 	// so a prune can wait for the holders it saw to finish.
 	Holder string `json:"holder,omitempty"`
+	// Damaged says why the lock file could not be read (see Locks).
+	Damaged string `json:"-"`
 }
 
 // conflicts reports whether a holder of l must keep mode m out.
@@ -219,7 +221,11 @@ func (lk *Lock) Unlock() error {
 	return lk.r.raw.Remove(context.Background(), backend.Handle{Type: backend.Lock, Name: lk.name})
 }
 
-// Locks returns all readable lock files by name.
+// Locks returns all lock files by name. A lock file that cannot be read
+// (damaged, or junk that is not a lock) comes back with Damaged set and a
+// zero Time, so it counts as stale: a client refreshes its lock under a new
+// name every few minutes, so a damaged one belongs to no live client, and
+// it must not lock everyone out. `tidemark unlock` removes it.
 func (r *Repository) Locks(ctx context.Context) (map[string]LockInfo, error) {
 	var names []string
 	if err := r.raw.List(ctx, backend.Lock, func(n string, _ int64) error {
@@ -235,11 +241,16 @@ func (r *Repository) Locks(ctx context.Context) (map[string]LockInfo, error) {
 			if errors.Is(err, backend.ErrNotFound) {
 				continue // released meanwhile
 			}
-			return nil, fmt.Errorf("read lock %s: %w", n, err)
+			if !errors.Is(err, ErrCorrupt) {
+				return nil, fmt.Errorf("read lock %s: %w", n, err)
+			}
+			out[n] = LockInfo{Damaged: err.Error()}
+			continue
 		}
 		var l LockInfo
 		if err := json.Unmarshal(plain, &l); err != nil {
-			return nil, fmt.Errorf("read lock %s: %v: %w", n, err, ErrCorrupt)
+			out[n] = LockInfo{Damaged: fmt.Sprintf("lock %s: %v", n, err)}
+			continue
 		}
 		out[n] = l
 	}

@@ -151,3 +151,47 @@ func TestLockCheck(t *testing.T) {
 		t.Fatal("a lock last written 26 minutes ago still counts as held")
 	}
 }
+
+// TestDamagedLockFiles: a lock file that cannot be read (bit rot, or junk
+// that is no lock at all) belongs to no live client, so it locks nobody
+// out, and unlock removes it.
+func TestDamagedLockFiles(t *testing.T) {
+	ctx := context.Background()
+	be, r := newLockRepo(t)
+	for name, data := range map[string][]byte{
+		"junk": []byte("not a lock"),
+		// A valid name whose content does not match it.
+		fmt.Sprintf("%064x", 7): []byte("bit rot"),
+	} {
+		if err := be.Save(ctx, backend.Handle{Type: backend.Lock, Name: name}, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	locks, err := r.Locks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := 0
+	for _, l := range locks {
+		if l.Damaged != "" {
+			damaged++
+			if !l.Stale(time.Now()) {
+				t.Fatalf("damaged lock %+v is not stale", l)
+			}
+		}
+	}
+	if damaged != 2 {
+		t.Fatalf("%d damaged locks reported, want 2: %+v", damaged, locks)
+	}
+	lk, err := r.LockMode(ctx, LockExclusive, "test")
+	if err != nil {
+		t.Fatalf("an exclusive lock with damaged lock files about: %v", err)
+	}
+	lk.Unlock()
+	if n, err := r.RemoveStaleLocks(ctx, false); err != nil || n != 2 {
+		t.Fatalf("unlock removed %d, %v; want the 2 damaged lock files", n, err)
+	}
+	if locks, err := r.Locks(ctx); err != nil || len(locks) != 0 {
+		t.Fatalf("locks left: %v %v", locks, err)
+	}
+}

@@ -462,11 +462,14 @@ func (r *Repository) revalidateIndex(ctx context.Context) error {
 	return nil
 }
 
-// IndexFiles lists the names of all index files.
+// IndexFiles lists the names of all index files. Names that are not IDs
+// are no index files of ours (check names them) and are left out.
 func (r *Repository) IndexFiles(ctx context.Context) ([]string, error) {
 	var names []string
 	if err := r.be.List(ctx, backend.Index, func(n string, _ int64) error {
-		names = append(names, n)
+		if _, err := blob.ParseID(n); err == nil {
+			names = append(names, n)
+		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("list index: %w", err)

@@ -132,6 +132,22 @@ func Load(ctx context.Context, r *repo.Repository, id blob.ID) (*Snapshot, error
 	return &sn, nil
 }
 
+// LoadFromRepository is Load reading the record from the repository
+// itself, never from the local cache: maintenance judges what every host
+// sees, and an intact cached copy must not hide a damaged stored one.
+func LoadFromRepository(ctx context.Context, r *repo.Repository, id blob.ID) (*Snapshot, error) {
+	plain, err := r.LoadUnpackedRaw(ctx, backend.Snapshot, id.String())
+	if err != nil {
+		return nil, &UnreadableError{ID: id, Size: -1, Err: err}
+	}
+	var sn Snapshot
+	if err := json.Unmarshal(plain, &sn); err != nil {
+		return nil, &UnreadableError{ID: id, Size: -1, Err: fmt.Errorf("decode: %v: %w", err, repo.ErrCorrupt), undecodable: true}
+	}
+	sn.ID = id
+	return &sn, nil
+}
+
 // Record is a stored snapshot record as listed: its ID and size.
 type Record struct {
 	ID   blob.ID
