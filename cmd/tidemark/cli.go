@@ -33,6 +33,8 @@ type cli struct {
 	// insecureKDF makes new keys cheap to derive; for tests only.
 	insecureKDF bool
 	cpuProfile  string
+	memProfile  string
+	peakHeap    *peakHeap
 	backendOpt  location.Options
 }
 
@@ -63,15 +65,21 @@ func (a *cli) root() *cobra.Command {
 	_ = f.MarkHidden("insecure-kdf")
 	f.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile to this file")
 	_ = f.MarkHidden("cpu-profile")
+	f.StringVar(&a.memProfile, "mem-profile", "", "write a heap profile taken at the largest live heap to this file")
+	_ = f.MarkHidden("mem-profile")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return a.startProfile() }
 	root.PersistentPostRun = func(*cobra.Command, []string) { a.stopProfile() }
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.diffCmd(), a.statsCmd(),
 		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.forgetCmd(), a.pruneCmd(), a.historyCmd(), a.demoCmd(), a.watchCmd(), a.journalCmd(), a.keyCmd())
-	root.AddCommand(a.verifyCmd(), a.repairCmd(), a.cacheCmd())
+	root.AddCommand(a.verifyCmd(), a.repairCmd(), a.cacheCmd(), a.tagCmd(), a.versionCmd(), a.generateCmd())
+	a.setVersion(root)
 	return root
 }
 
 func (a *cli) startProfile() error {
+	if a.memProfile != "" {
+		a.peakHeap = startPeakHeap(a.memProfile)
+	}
 	if a.cpuProfile == "" {
 		return nil
 	}
@@ -86,6 +94,9 @@ func (a *cli) stopProfile() {
 	if a.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
+	if a.peakHeap != nil {
+		a.peakHeap.finish(os.Stderr)
+	}
 }
 
 func (a *cli) printError(err error, code int) {
@@ -96,7 +107,7 @@ func (a *cli) printError(err error, code int) {
 		}{err.Error(), code})
 		return
 	}
-	fmt.Fprintf(a.errOut, "tidemark: %v\n", err)
+	fmt.Fprintf(a.errOut, "tidemark: %s\n", displayText(err.Error()))
 }
 
 func (a *cli) printJSON(v any) error {
@@ -210,20 +221,20 @@ func (a *cli) open(ctx context.Context) (*app.Repo, error) {
 func (a *cli) report(ev app.Event) {
 	switch e := ev.(type) {
 	case app.Warning:
-		fmt.Fprintf(a.errOut, "warning: %s\n", e.Message)
+		fmt.Fprintf(a.errOut, "warning: %s\n", displayText(e.Message))
 	case app.Failed:
-		fmt.Fprintf(a.errOut, "error: %s\n", e.Message)
+		fmt.Fprintf(a.errOut, "error: %s\n", displayText(e.Message))
 	case app.Problem:
 		if !a.jsonOut {
-			where := e.Object
+			where := displayText(e.Object)
 			if e.Path != "" {
-				where += " (" + e.Path + ")"
+				where += " (" + displayPath(e.Path) + ")"
 			}
-			fmt.Fprintf(a.errOut, "problem: %s: %s: %s\n", e.Kind, where, e.Err)
+			fmt.Fprintf(a.errOut, "problem: %s: %s: %s\n", e.Kind, where, displayText(e.Err))
 		}
 	case app.Log:
 		if !a.quiet && !a.jsonOut {
-			fmt.Fprintln(a.errOut, e.Message)
+			fmt.Fprintln(a.errOut, displayText(e.Message))
 		}
 	}
 }

@@ -22,9 +22,10 @@ func (a *cli) backupCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup PATH...",
 		Short: "Back up files and directories into a new snapshot",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  needArgs(1, -1, "give the paths to back up, e.g. tidemark backup ~/work"),
 		RunE: runE(func(ctx context.Context, args []string) error {
 			opt.Paths = args
+			opt.Tags = splitTags(opt.Tags)
 			return a.runBackup(ctx, opt, verifyAfter, vf)
 		}),
 	}
@@ -33,13 +34,13 @@ func (a *cli) backupCmd() *cobra.Command {
 	f.StringArrayVar(&opt.ExcludeFiles, "exclude-file", nil, "read exclude patterns from a file (repeatable)")
 	f.BoolVarP(&opt.OneFileSystem, "one-file-system", "x", false, "do not cross filesystem boundaries")
 	f.BoolVar(&opt.ReadAll, "read-all", false, "read every file, even when the parent snapshot says it is unchanged")
-	f.StringArrayVar(&opt.Tags, "tag", nil, "add a tag to the snapshot (repeatable)")
+	f.StringArrayVar(&opt.Tags, "tag", nil, "tag the snapshot with the tags of this `taglist`, tag[,tag...] (repeatable)")
 	f.StringVar(&opt.Host, "host", "", "record this host name instead of the machine's")
 	f.StringVar(&opt.Scan, "scan", "auto", "auto: use the change journal when it proves an uninterrupted record, else scan fully; full; journal: fail instead of scanning fully")
 	f.IntVar(&opt.Policy.Every, "full-scan-every", 0, "force a full scan after this many journal-driven backups (0: never)")
 	f.DurationVar(&opt.Policy.MaxAge, "full-scan-max-age", 0, "force a full scan when the last one is older than this, e.g. 168h (0: never)")
 	f.StringVar(&opt.Policy.Window, "full-scan-window", "", "daily window HH:MM-HH:MM (local time) in which backups scan fully")
-	f.StringVar(&opt.StateDir, "state", "", "the change journal's state directory, shared with `tidemark watch` (default $XDG_STATE_HOME/tidemark)")
+	f.StringVar(&opt.StateDir, "state", "", "the change journal's state directory, shared with tidemark watch (default $XDG_STATE_HOME/tidemark)")
 	f.BoolVar(&verifyAfter, "verify", false, "after the backup, download and check a few packs within --verify-budget and --verify-requests (see tidemark verify --help)")
 	vf.register(f)
 	f.StringVar(&opt.ChangedFrom, "changed-from", "", "file listing changed paths (one absolute path per line, e.g. from watchman): merge them into the parent snapshot instead of scanning (the rules of --scan auto apply: settings changes and the policy still force full scans)")
@@ -82,12 +83,16 @@ func (a *cli) runBackup(ctx context.Context, opt app.BackupOptions, verifyAfter 
 					parent = e.Parent.Short()
 				}
 				if e.Declined != "" {
-					fmt.Fprintf(a.out, "scan: the journal scan gave up (%s); starting over\n", e.Declined)
+					fmt.Fprintf(a.out, "scan: the journal scan gave up (%s); starting over\n", displayText(e.Declined))
 				}
-				fmt.Fprintf(a.out, "scan: %s (%s), parent %s\n", e.Mode, e.Reason, parent)
+				fmt.Fprintf(a.out, "scan: %s (%s), parent %s\n", e.Mode, displayText(e.Reason), parent)
 			}
 			if showBar {
-				bar = &progressBar{w: os.Stderr, files: e.EstFiles, bytes: e.EstBytes}
+				width, _, err := term.GetSize(int(os.Stderr.Fd()))
+				if err != nil {
+					width = 0
+				}
+				bar = &progressBar{w: os.Stderr, width: width, files: e.EstFiles, bytes: e.EstBytes}
 			}
 		case app.Progress:
 			if bar != nil {
@@ -132,7 +137,7 @@ func (a *cli) runBackup(ctx context.Context, opt app.BackupOptions, verifyAfter 
 			if e.Warning {
 				kind = "warning"
 			}
-			fmt.Fprintf(a.errOut, "%s: %s: %s\n", kind, e.Path, e.Err)
+			fmt.Fprintf(a.errOut, "%s: %s: %s\n", kind, displayPath(e.Path), displayText(e.Err))
 		}
 		s := sn.Summary
 		a.printf("files: %d new, %d changed, %d unchanged\n", s.FilesNew, s.FilesChanged, s.FilesUnchanged)
@@ -178,7 +183,7 @@ func (a *cli) backupFailed(r *app.Repo, err error) error {
 			if e.Warning {
 				kind = "warning"
 			}
-			fmt.Fprintf(a.errOut, "%s: %s: %s\n", kind, e.Path, e.Err)
+			fmt.Fprintf(a.errOut, "%s: %s: %s\n", kind, displayPath(e.Path), displayText(e.Err))
 		}
 		if n := ce.Result.Snapshot.Summary.Errors; n > 0 {
 			fmt.Fprintf(a.errOut, "tidemark: snapshot %s saved, but %d entries could not be read (listed above)\n", ce.Result.Snapshot.ID.Short(), n)

@@ -27,7 +27,7 @@ repository: the index, every tree pack and snapshot record, and the backup
 history of this host. The stat cache cannot be recreated, so the next backup of
 each set scans fully and says that the cache was rebuilt. Stop "tidemark
 watch" for this repository first.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			res, err := app.RebuildCache(ctx, a.options(false), host, a.report)
 			if err != nil {

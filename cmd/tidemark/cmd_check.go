@@ -16,7 +16,7 @@ func (a *cli) checkCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Verify the repository's structure and, optionally, its data",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			if subset != "" {
 				f, n, t, err := check.ParseSubset(subset)
@@ -46,7 +46,7 @@ func (a *cli) checkCmd() *cobra.Command {
 				}
 				a.printf("\n")
 				for _, f := range sum.UnknownFiles {
-					fmt.Fprintf(a.errOut, "warning: %s is not a Tidemark object (left alone; remove it if nothing else put it there)\n", f)
+					fmt.Fprintf(a.errOut, "warning: %s is not a Tidemark object (left alone; remove it if nothing else put it there)\n", displayPath(f))
 				}
 				if sum.UnreferencedPacks > 0 {
 					a.printf("%d packs are not referenced by the index (left by an interrupted backup; harmless)\n", sum.UnreferencedPacks)

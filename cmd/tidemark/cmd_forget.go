@@ -18,6 +18,7 @@ func (a *cli) forgetCmd() *cobra.Command {
 		groupBy           string
 		dryRun, doPrune   bool
 		pf                pruneFlags
+		ff                filterFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "forget [SNAPSHOT-ID...]",
@@ -32,11 +33,13 @@ combined.
 
 A snapshot is kept when any rule keeps it; rules apply within each group
 (--group-by, default host and paths). Calendar rules use the local time zone,
-or --tz.
+or --tz. The filters --host, --path and --tag limit the rules to the
+snapshots they select; the others are left alone.
 
 Examples:
   tidemark forget --keep-last 10 --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
   tidemark forget --keep-within 2d --keep-tag release
+  tidemark forget --host laptop --path /home/me --keep-daily 7
   tidemark forget --retention "1D:0s,7D:1h,1M:1D,1Y:1W,U:1M"
       within 1 day keep every snapshot, within 7 days one per hour, within a
       month one per day, within a year one per week, older: one per month
@@ -68,7 +71,11 @@ Examples:
 				}
 				p.Location = loc
 			}
-			opt := app.ForgetOptions{Policy: p, Snapshots: args, GroupBy: groupBy, DryRun: dryRun}
+			f, err := ff.filter()
+			if err != nil {
+				return err
+			}
+			opt := app.ForgetOptions{Policy: p, Snapshots: args, Filter: f, GroupBy: groupBy, DryRun: dryRun}
 			if err := opt.Validate(); err != nil {
 				return err
 			}
@@ -121,11 +128,12 @@ Examples:
 	f.IntVar(&p.Yearly, "keep-yearly", 0, "keep the newest snapshot of each of the last N years that have one")
 	f.StringArrayVar(&p.Tags, "keep-tag", nil, "keep snapshots with this tag (repeatable)")
 	f.StringVar(&tiers, "retention", "", `Duplicati-style tiers, e.g. "1D:0s,7D:1h,1M:1D,1Y:1W,U:1M" (units s m h D W M Y)`)
-	f.StringVar(&groupBy, "group-by", "host,paths", "judge snapshots in groups of: host, paths, tags, any combination, or \"\" for one group")
+	f.StringVarP(&groupBy, "group-by", "g", "host,paths", "judge snapshots in groups of: host, paths, tags, any combination, or \"\" for one group")
 	f.StringVar(&tz, "tz", "", "time zone of calendar rules (default: local)")
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "only show what would be forgotten and why each kept snapshot is kept")
-	f.BoolVar(&doPrune, "prune", false, "prune afterwards (see `tidemark prune`; its options apply)")
+	f.BoolVar(&doPrune, "prune", false, "prune afterwards (see tidemark prune; its options apply)")
 	pf.register(cmd)
+	ff.register(f)
 	return cmd
 }
 
@@ -140,9 +148,9 @@ func (a *cli) printNamed(res *app.ForgetResult, loc *time.Location, dryRun bool)
 		case !dryRun && !v.Removed:
 			// Reported as a failure already.
 		case v.Error != "":
-			a.printf("%s unreadable snapshot record %s (%d bytes): %s\n", verb, v.ID, v.Size, v.Error)
+			a.printf("%s unreadable snapshot record %s (%d bytes): %s\n", verb, v.ID, v.Size, displayText(v.Error))
 		default:
-			a.printf("%s\n", strings.TrimSpace(fmt.Sprintf("%s snapshot %s  %s  %s", verb, v.ID[:8], v.Time.In(loc).Format("2006-01-02 15:04:05"), v.Group)))
+			a.printf("%s\n", strings.TrimSpace(fmt.Sprintf("%s snapshot %s  %s  %s", verb, v.ID[:8], v.Time.In(loc).Format("2006-01-02 15:04:05"), displayText(v.Group))))
 		}
 	}
 	switch {
@@ -165,7 +173,7 @@ func (a *cli) printVerdicts(res *app.ForgetResult, loc *time.Location, dryRun bo
 			if group == "" {
 				group = "all snapshots"
 			}
-			a.printf("%s:\n", group)
+			a.printf("%s:\n", displayText(group))
 		}
 		verdict := "keep  "
 		if !v.Keep {

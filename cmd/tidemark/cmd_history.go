@@ -13,7 +13,7 @@ func (a *cli) historyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "history",
 		Short: "Show this machine's backup history from the local state database",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			r, err := a.open(ctx)
 			if err != nil {
@@ -31,7 +31,7 @@ func (a *cli) historyCmd() *cobra.Command {
 			fmt.Fprintln(tw, "Time\tSnapshot\tScan\tNew\tChanged\tUnchanged\tRead\tAdded\tDuration\tReason")
 			for _, b := range rows {
 				fmt.Fprintf(tw, "%s\t%.8s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", b.Time.Local().Format("2006-01-02 15:04:05"), b.Snapshot, b.Mode,
-					b.FilesNew, b.FilesChanged, b.FilesUnchanged, humanBytes(b.BytesRead), humanBytes(b.BytesAdded), b.Duration, b.Reason)
+					b.FilesNew, b.FilesChanged, b.FilesUnchanged, humanBytes(b.BytesRead), humanBytes(b.BytesAdded), b.Duration, displayText(b.Reason))
 			}
 			return tw.Flush()
 		}),

@@ -11,7 +11,7 @@ func (a *cli) initCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "init",
 		Short: "Create a new repository",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			r, err := app.Init(ctx, a.options(true))
 			if err != nil {

@@ -30,7 +30,7 @@ func (a *cli) keyListCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the key files; * marks the one the password opened",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			r, err := a.open(ctx)
 			if err != nil {
@@ -60,7 +60,7 @@ func (a *cli) keyListCmd() *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t\t\t(unusable)\n", mark, shortID(k.ID))
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, shortID(k.ID), k.Username, k.Host,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, shortID(k.ID), displayPath(k.Username), displayPath(k.Host),
 					k.Created.Local().Format("2006-01-02 15:04:05"))
 			}
 			return tw.Flush()
@@ -73,7 +73,7 @@ func (a *cli) keyAddCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "add",
 		Short: "Add a password: a new key file for the same master key",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			r, err := a.open(ctx)
 			if err != nil {
@@ -103,7 +103,7 @@ func (a *cli) keyRemoveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "remove ID",
 		Short: "Remove a key file (by ID or unique prefix); not the one the password opened",
-		Args:  cobra.ExactArgs(1),
+		Args:  needArgs(1, 1, "give the key to remove by its ID or a unique prefix, as tidemark key list shows it, e.g. tidemark key remove 1a2b3c4d"),
 		RunE: runE(func(ctx context.Context, args []string) error {
 			r, err := a.open(ctx)
 			if err != nil {
@@ -128,7 +128,7 @@ func (a *cli) keyPasswdCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "passwd",
 		Short: "Change the password: add a key for the new one, then remove the one used to open",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			r, err := a.open(ctx)
 			if err != nil {

@@ -7,47 +7,58 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tidemark/tidemark/internal/app"
 	"github.com/tidemark/tidemark/internal/snapshot"
 )
 
 func (a *cli) lsCmd() *cobra.Command {
-	var long, recursive bool
+	var opt app.LsOptions
+	var ff filterFlags
+	var long bool
 	cmd := &cobra.Command{
 		Use:   "ls SNAPSHOT [PATH]",
 		Short: "List the files in a snapshot",
-		Long:  "List the entries below PATH (default: the whole snapshot) of SNAPSHOT, an ID, a unique prefix of one, or \"latest\".",
-		Args:  cobra.RangeArgs(1, 2),
+		Long: `List the entries below PATH (default: the whole snapshot) of SNAPSHOT, an ID,
+a unique prefix of one, or "latest": the newest snapshot the filters
+(--host, --path, --tag) select. Names with control characters or invalid
+UTF-8 are shown quoted, with escapes; --json gives them exactly.`,
+		Args: needArgs(1, 2, "give a snapshot (an ID, a unique prefix or latest) and optionally a path in it, e.g. tidemark ls latest /home/me/work"),
 		RunE: runE(func(ctx context.Context, args []string) error {
+			f, err := ff.filter()
+			if err != nil {
+				return err
+			}
+			opt.Snapshot, opt.Filter = args[0], f
+			if len(args) == 2 {
+				opt.Path = args[1]
+			}
 			r, err := a.open(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			path := ""
-			if len(args) == 2 {
-				path = args[1]
-			}
-			return r.Ls(ctx, args[0], path, recursive, func(p string, n *snapshot.Node) error {
+			return r.Ls(ctx, opt, func(p string, n *snapshot.Node) error {
 				switch {
 				case a.jsonOut:
 					return jsonLine(a.out, lsJSON{Path: "/" + p, Type: n.Type, Mode: n.Mode, UID: n.UID, GID: n.GID,
 						Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), Target: n.Target})
 				case long:
-					fmt.Fprintf(a.out, "%s %5d %5d %12d %s /%s", modeString(n), n.UID, n.GID, n.Size,
-						time.Unix(0, n.MTime).Local().Format("2006-01-02 15:04:05"), p)
+					fmt.Fprintf(a.out, "%s %5d %5d %12d %s %s", modeString(n), n.UID, n.GID, n.Size,
+						time.Unix(0, n.MTime).Local().Format("2006-01-02 15:04:05"), displayPath("/"+p))
 					if n.Type == snapshot.Symlink {
-						fmt.Fprintf(a.out, " -> %s", n.Target)
+						fmt.Fprintf(a.out, " -> %s", displayPath(n.Target))
 					}
 					fmt.Fprintln(a.out)
 				default:
-					fmt.Fprintf(a.out, "/%s\n", p)
+					fmt.Fprintln(a.out, displayPath("/"+p))
 				}
 				return nil
 			})
 		}),
 	}
 	cmd.Flags().BoolVarP(&long, "long", "l", false, "show mode, owner, size and mtime")
-	cmd.Flags().BoolVarP(&recursive, "recursive", "R", false, "with PATH, list recursively (without PATH, listing is always recursive)")
+	cmd.Flags().BoolVarP(&opt.Recursive, "recursive", "R", false, "with PATH, list recursively (without PATH, listing is always recursive)")
+	ff.register(cmd.Flags())
 	return cmd
 }
 

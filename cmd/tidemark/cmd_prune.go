@@ -72,7 +72,7 @@ Backups of other clients may run meanwhile: prune never blocks them. Before
 deleting, it waits (up to --max-wait) for the clients that started before it
 replaced the index; what it cannot delete in time, the next prune deletes.
 Killed at any point, prune leaves a consistent repository.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			opt, err := pf.options()
 			if err != nil {

@@ -25,7 +25,7 @@ func (a *cli) repairIndexCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "index",
 		Short: "Rebuild the index from the pack headers",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			r, err := a.open(ctx)
 			if err != nil {
@@ -78,7 +78,7 @@ alone; "tidemark forget ID" removes it.
 
 Run "tidemark repair index" first if index files or packs are damaged or
 missing.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			r, err := a.open(ctx)
 			if err != nil {
@@ -158,7 +158,7 @@ func (a *cli) printLosses(res repair.SnapshotsResult) {
 		if path == "" {
 			path = "/"
 		}
-		a.printf("snapshot %s: %s: %s\n", l.Snapshot[:8], path, l.What)
+		a.printf("snapshot %s: %s: %s\n", l.Snapshot[:8], displayPath(path), displayText(l.What))
 	}
 	a.printf("%d of %d snapshots reference lost data\n", res.Damaged, res.Snapshots)
 }

@@ -18,7 +18,7 @@ the rest are lost. The index files then name the new packs instead, and the
 damaged packs are deleted, so no backup deduplicates against damaged data
 again: the next backup stores it anew where the source still has it. Run
 "tidemark repair snapshots" afterwards to see which files lost data.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: needArgs(1, -1, "give the IDs of the damaged packs as check or verify named them, e.g. tidemark repair packs data/1a2b3c4d..."),
 		RunE: runE(func(ctx context.Context, args []string) error {
 			r, err := a.open(ctx)
 			if err != nil {

@@ -11,7 +11,7 @@ func (a *cli) unlockCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "unlock",
 		Short: "Remove stale locks (of crashed clients)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			r, err := a.open(ctx)
 			if err != nil {

@@ -53,7 +53,7 @@ backup --verify), it downloads no more than --verify-budget bytes and
 Damage makes verify exit 1 naming the packs, and every later run says so
 again until the pack is verified intact or leaves the index; run
 tidemark check --read-data to see which files it affects.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: runE(func(ctx context.Context, _ []string) error {
 			opt, err := vf.options()
 			if err != nil {

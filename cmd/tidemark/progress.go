@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidemark/tidemark/internal/app"
 )
@@ -12,6 +13,10 @@ import (
 // Progress events.
 type progressBar struct {
 	w io.Writer
+	// width is the terminal's width (0: unknown); the line, with the file
+	// being read at its end, is cut to fit, or it would wrap and every
+	// redraw would leave a line behind.
+	width int
 	// files and bytes estimate the total (the parent snapshot's; 0 if
 	// none), for the ETA.
 	files, bytes uint64
@@ -34,7 +39,24 @@ func (b *progressBar) draw(p app.Progress) {
 	if p.Errors > 0 {
 		line += fmt.Sprintf(", %d errors", p.Errors)
 	}
+	if p.Current != "" && b.width > 0 {
+		line = fitLine(line, displayText(p.Current), b.width-1)
+	}
 	fmt.Fprintf(b.w, "\r\x1b[K%s", line)
+}
+
+// fitLine appends "  path" to line within width characters, cutting the
+// path's start (its end says most) and marking the cut with "...".
+func fitLine(line, path string, width int) string {
+	room := width - utf8.RuneCountInString(line) - 2
+	if room < 8 {
+		return line
+	}
+	if n := utf8.RuneCountInString(path); n > room {
+		r := []rune(path)
+		path = "..." + string(r[n-room+3:])
+	}
+	return line + "  " + path
 }
 
 // clear removes the status line.

@@ -119,7 +119,7 @@ func TestOperations(t *testing.T) {
 	var changes []string
 	// Directories above src (/tmp...) change on their own; look below it.
 	below := strings.TrimPrefix(src, "/") + "/"
-	diff, err := r.Diff(ctx, first.ID.String(), "latest", func(c app.Change) {
+	diff, err := r.Diff(ctx, app.DiffOptions{From: first.ID.String(), To: "latest"}, func(c app.Change) {
 		if strings.HasPrefix(c.Path, below) {
 			changes = append(changes, c.Kind+" "+c.Path)
 		}
@@ -133,7 +133,7 @@ func TestOperations(t *testing.T) {
 	}
 
 	var listed []string
-	if err := r.Ls(ctx, "latest", src, false, func(p string, n *snapshot.Node) error {
+	if err := r.Ls(ctx, app.LsOptions{Snapshot: "latest", Path: src}, func(p string, n *snapshot.Node) error {
 		listed = append(listed, filepath.Base(p)+":"+n.Type.String())
 		return nil
 	}); err != nil {
@@ -156,8 +156,8 @@ func TestOperations(t *testing.T) {
 	if err != nil || len(hist) != 2 || hist[0].Snapshot != second.ID.String() {
 		t.Fatalf("history %+v %v", hist, err)
 	}
-	stats, err := r.Stats(ctx)
-	if err != nil || stats.Snapshots != 2 || stats.DataBlobs == 0 {
+	stats, err := r.Stats(ctx, snapshot.Filter{}, nil)
+	if err != nil || stats.Snapshots != 2 || stats.DataBlobs == 0 || stats.RestoreFiles != 5 || stats.RestoreBytes != 10+26 {
 		t.Fatalf("stats %+v %v", stats, err)
 	}
 
@@ -195,9 +195,9 @@ func TestOperations(t *testing.T) {
 	if !logged {
 		t.Fatal("the prune after forget sent no Log events")
 	}
-	sns, err := r.Snapshots(ctx, nil)
-	if err != nil || len(sns) != 1 || sns[0].ID != second.ID {
-		t.Fatalf("snapshots after forget: %v %v", sns, err)
+	groups, err := r.Snapshots(ctx, app.SnapshotsOptions{}, nil)
+	if err != nil || len(groups) != 1 || len(groups[0].Snapshots) != 1 || groups[0].Snapshots[0].ID != second.ID {
+		t.Fatalf("snapshots after forget: %+v %v", groups, err)
 	}
 }
 
@@ -332,8 +332,8 @@ func TestCancelledBackup(t *testing.T) {
 	if _, err := r.Backup(ctx, app.BackupOptions{Paths: []string{src}, NoJournal: true}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled backup: %v", err)
 	}
-	sns, err := r.Snapshots(context.Background(), nil)
-	if err != nil || len(sns) != 0 {
-		t.Fatalf("snapshots after a cancelled backup: %v %v", sns, err)
+	groups, err := r.Snapshots(context.Background(), app.SnapshotsOptions{}, nil)
+	if err != nil || len(groups) != 0 {
+		t.Fatalf("snapshots after a cancelled backup: %+v %v", groups, err)
 	}
 }

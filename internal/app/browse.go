@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,9 +15,80 @@ import (
 	"github.com/tidemark/tidemark/internal/state"
 )
 
-// Snapshots returns every readable snapshot record, oldest first;
-// unreadable ones are sent as Warning events.
-func (a *Repo) Snapshots(ctx context.Context, events func(Event)) ([]*snapshot.Snapshot, error) {
+// SnapshotsOptions select and group the snapshots Snapshots lists.
+type SnapshotsOptions struct {
+	// Filter selects the snapshots (the zero Filter: all).
+	Filter snapshot.Filter
+	// GroupBy groups them: any of host, paths and tags, comma-separated;
+	// "" lists them as one group.
+	GroupBy string
+}
+
+// SnapshotInfo is one snapshot as listings show it; its JSON is what
+// `snapshots --json` prints.
+type SnapshotInfo struct {
+	ID       blob.ID   `json:"id"`
+	Time     time.Time `json:"time"`
+	Host     string    `json:"host"`
+	Username string    `json:"username,omitempty"`
+	Roots    []string  `json:"roots"`
+	Tree     blob.ID   `json:"tree"`
+	Parent   *blob.ID  `json:"parent,omitempty"`
+	// Original names the snapshot this one replaced (see tag and repair
+	// snapshots).
+	Original *blob.ID            `json:"original,omitempty"`
+	Tags     []string            `json:"tags,omitempty"`
+	Scan     snapshot.ScanInfo   `json:"scan"`
+	Totals   snapshot.Aggregates `json:"totals"`
+	Summary  snapshot.Summary    `json:"summary"`
+	// Program is the program and version that wrote the snapshot.
+	Program string `json:"program,omitempty"`
+}
+
+// NewSnapshotInfo describes sn for a listing.
+func NewSnapshotInfo(sn *snapshot.Snapshot) SnapshotInfo {
+	return SnapshotInfo{ID: sn.ID, Time: sn.Time, Host: sn.Host, Username: sn.Username, Roots: sn.Roots, Tree: sn.Tree,
+		Parent: sn.Parent, Original: sn.Original, Tags: sn.Tags, Scan: sn.Scan, Totals: sn.Totals, Summary: sn.Summary, Program: sn.Program}
+}
+
+// SnapshotGroup is the snapshots of one group, oldest first.
+type SnapshotGroup struct {
+	Key       snapshot.GroupKey `json:"group_key"`
+	Snapshots []SnapshotInfo    `json:"snapshots"`
+}
+
+// Snapshots lists the readable snapshot records opt.Filter matches, in
+// groups ordered by key (one group without GroupBy, none without
+// snapshots), each oldest first. Unreadable records are sent as Warning
+// events: whether they match is unknown.
+func (a *Repo) Snapshots(ctx context.Context, opt SnapshotsOptions, events func(Event)) ([]SnapshotGroup, error) {
+	by, err := snapshot.ParseGroupBy(opt.GroupBy)
+	if err != nil {
+		return nil, err
+	}
+	sns, err := a.matching(ctx, opt.Filter, events)
+	if err != nil {
+		return nil, err
+	}
+	var groups []SnapshotGroup
+	index := map[string]int{}
+	for _, sn := range sns {
+		key := by.Key(sn)
+		i, ok := index[key.String()]
+		if !ok {
+			i = len(groups)
+			index[key.String()] = i
+			groups = append(groups, SnapshotGroup{Key: key})
+		}
+		groups[i].Snapshots = append(groups[i].Snapshots, NewSnapshotInfo(sn))
+	}
+	slices.SortStableFunc(groups, func(x, y SnapshotGroup) int { return strings.Compare(x.Key.String(), y.Key.String()) })
+	return groups, nil
+}
+
+// matching returns the readable snapshot records f matches, oldest
+// first; unreadable ones are sent as Warning events.
+func (a *Repo) matching(ctx context.Context, f snapshot.Filter, events func(Event)) ([]*snapshot.Snapshot, error) {
 	sns, errs, err := snapshot.All(ctx, a.r)
 	if err != nil {
 		return nil, err
@@ -24,22 +96,23 @@ func (a *Repo) Snapshots(ctx context.Context, events func(Event)) ([]*snapshot.S
 	for _, e := range errs {
 		emitter(events).send(Warning{Message: e.Error()})
 	}
-	return sns, nil
+	return slices.DeleteFunc(sns, func(sn *snapshot.Snapshot) bool { return !f.Match(sn) }), nil
 }
 
-// Snapshot finds a snapshot by ID, unique prefix or "latest". Resolving
-// "latest" over unreadable snapshot records sends a Warning naming each to
+// Snapshot finds a snapshot by ID, unique prefix or "latest": the newest
+// snapshot f matches (an ID must match f too). Resolving "latest" over
+// unreadable snapshot records sends a Warning naming each to
 // Options.Events: its time is unknown, so the snapshot returned may not
 // be the newest.
-func (a *Repo) Snapshot(ctx context.Context, ref string) (*snapshot.Snapshot, error) {
-	sn, _, err := a.find(ctx, ref)
+func (a *Repo) Snapshot(ctx context.Context, ref string, f snapshot.Filter) (*snapshot.Snapshot, error) {
+	sn, _, err := a.find(ctx, ref, f)
 	return sn, err
 }
 
 // find resolves ref as Snapshot does and also returns the unreadable
 // records that make "latest" uncertain.
-func (a *Repo) find(ctx context.Context, ref string) (*snapshot.Snapshot, []*snapshot.UnreadableError, error) {
-	sn, bad, err := snapshot.Find(ctx, a.r, ref)
+func (a *Repo) find(ctx context.Context, ref string, f snapshot.Filter) (*snapshot.Snapshot, []*snapshot.UnreadableError, error) {
+	sn, bad, err := snapshot.Find(ctx, a.r, ref, f)
 	for _, u := range bad {
 		msg := fmt.Sprintf("snapshot record %s%s is unreadable (%v): its time is unknown, so ", u.ID.Short(), sizeNote(u.Size), u.Err)
 		if sn != nil {
@@ -60,15 +133,28 @@ func sizeNote(size int64) string {
 	return fmt.Sprintf(" (%d bytes)", size)
 }
 
-// Ls calls fn for the entry at path in snapshot ref and, for a directory,
-// for what is below it in depth-first order; with recursive false and a
-// path given, only for its direct entries. Paths passed to fn are
-// relative to the snapshot's root.
-func (a *Repo) Ls(ctx context.Context, ref, path string, recursive bool, fn func(path string, n *snapshot.Node) error) error {
-	sn, err := a.Snapshot(ctx, ref)
+// LsOptions say what Ls lists.
+type LsOptions struct {
+	// Snapshot is an ID, a unique prefix or "latest" (within Filter).
+	Snapshot string
+	Filter   snapshot.Filter
+	// Path is the snapshot path to list ("" or "/": everything).
+	Path string
+	// Recursive lists below Path's direct entries too (always without a
+	// Path).
+	Recursive bool
+}
+
+// Ls calls fn for the entry at opt.Path in the snapshot and, for a
+// directory, for what is below it in depth-first order; with Recursive
+// false and a path given, only for its direct entries. Paths passed to fn
+// are relative to the snapshot's root.
+func (a *Repo) Ls(ctx context.Context, opt LsOptions, fn func(path string, n *snapshot.Node) error) error {
+	sn, err := a.Snapshot(ctx, opt.Snapshot, opt.Filter)
 	if err != nil {
 		return err
 	}
+	path := opt.Path
 	prefix := strings.Trim(path, "/")
 	start, err := snapshot.FindPath(ctx, a.r, sn.Tree, prefix)
 	if err != nil {
@@ -81,7 +167,7 @@ func (a *Repo) Ls(ctx context.Context, ref, path string, recursive bool, fn func
 		if err := fn(p, n); err != nil {
 			return err
 		}
-		if !recursive && path != "" && n.Type == snapshot.Dir {
+		if !opt.Recursive && path != "" && n.Type == snapshot.Dir {
 			return snapshot.ErrSkipDir
 		}
 		return nil
@@ -95,9 +181,10 @@ type SnapshotStats struct {
 	Scan   snapshot.ScanInfo   `json:"scan"`
 }
 
-// SnapshotStats returns the totals of snapshot ref.
-func (a *Repo) SnapshotStats(ctx context.Context, ref string) (*SnapshotStats, error) {
-	sn, err := a.Snapshot(ctx, ref)
+// SnapshotStats returns the totals of snapshot ref (an ID, a unique prefix
+// or "latest" within f).
+func (a *Repo) SnapshotStats(ctx context.Context, ref string, f snapshot.Filter) (*SnapshotStats, error) {
+	sn, err := a.Snapshot(ctx, ref, f)
 	if err != nil {
 		return nil, err
 	}
@@ -106,23 +193,35 @@ func (a *Repo) SnapshotStats(ctx context.Context, ref string) (*SnapshotStats, e
 
 // RepoStats describes the repository's contents.
 type RepoStats struct {
-	Snapshots int    `json:"snapshots"`
-	Packs     int    `json:"packs"`
-	DataBlobs uint64 `json:"data_blobs"`
-	TreeBlobs uint64 `json:"tree_blobs"`
+	// Snapshots counts the readable snapshots the filter matched;
+	// RestoreBytes and RestoreFiles add up their totals: what restoring
+	// each of them would write (restic's restore-size).
+	Snapshots    int    `json:"snapshots"`
+	RestoreBytes uint64 `json:"restore_bytes"`
+	RestoreFiles uint64 `json:"restore_files"`
+	Packs        int    `json:"packs"`
+	DataBlobs    uint64 `json:"data_blobs"`
+	TreeBlobs    uint64 `json:"tree_blobs"`
 	// UniqueBytes is the plaintext size of all blobs, StoredBytes what
 	// they take after compression and encryption.
 	UniqueBytes uint64 `json:"unique_bytes"`
 	StoredBytes uint64 `json:"stored_bytes"`
 }
 
-// Stats counts the repository's snapshots, packs and blobs from the index.
-func (a *Repo) Stats(ctx context.Context) (*RepoStats, error) {
-	ids, err := snapshot.IDs(ctx, a.r)
+// Stats counts the snapshots f matches and their sizes, and the
+// repository's packs and blobs from the index (all of them: blobs are
+// shared between snapshots). Unreadable snapshot records are sent as
+// Warning events.
+func (a *Repo) Stats(ctx context.Context, f snapshot.Filter, events func(Event)) (*RepoStats, error) {
+	sns, err := a.matching(ctx, f, events)
 	if err != nil {
 		return nil, err
 	}
-	s := &RepoStats{Snapshots: len(ids)}
+	s := &RepoStats{Snapshots: len(sns)}
+	for _, sn := range sns {
+		s.RestoreBytes = addSat(s.RestoreBytes, sn.Totals.Bytes)
+		s.RestoreFiles = addSat(s.RestoreFiles, sn.Totals.Files)
+	}
 	packs := map[blob.ID]struct{}{}
 	a.r.Index().Each(func(_ blob.ID, l repo.Location) {
 		s.add(l)
@@ -182,15 +281,22 @@ type DiffResult struct {
 	ToTotals   snapshot.Aggregates `json:"to_totals"`
 }
 
-// Diff compares snapshots from and to and calls emit for each difference,
-// in path order. Equal subtrees are skipped without being loaded, so the
-// cost follows the size of the difference.
-func (a *Repo) Diff(ctx context.Context, from, to string, emit func(Change)) (*DiffResult, error) {
-	s1, err := a.Snapshot(ctx, from)
+// DiffOptions name the two snapshots Diff compares.
+type DiffOptions struct {
+	// From and To are IDs, unique prefixes or "latest" (within Filter).
+	From, To string
+	Filter   snapshot.Filter
+}
+
+// Diff compares snapshots opt.From and opt.To and calls emit for each
+// difference, in path order. Equal subtrees are skipped without being
+// loaded, so the cost follows the size of the difference.
+func (a *Repo) Diff(ctx context.Context, opt DiffOptions, emit func(Change)) (*DiffResult, error) {
+	s1, err := a.Snapshot(ctx, opt.From, opt.Filter)
 	if err != nil {
 		return nil, err
 	}
-	s2, err := a.Snapshot(ctx, to)
+	s2, err := a.Snapshot(ctx, opt.To, opt.Filter)
 	if err != nil {
 		return nil, err
 	}

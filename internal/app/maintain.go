@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tidemark/tidemark/internal/backend"
@@ -116,6 +115,9 @@ type ForgetOptions struct {
 	// Snapshots names the snapshots to remove (IDs or unique prefixes)
 	// instead of a policy; unreadable records are removed all the same.
 	Snapshots []string
+	// Filter limits the policy to the snapshots it matches; the others
+	// are neither judged nor listed. It cannot go with Snapshots.
+	Filter snapshot.Filter
 	// GroupBy is a comma-separated list of host, paths and tags; "" judges
 	// all snapshots as one group.
 	GroupBy string
@@ -137,6 +139,11 @@ func (o ForgetOptions) Validate() error {
 		return errors.New("forget: give either snapshot IDs or --keep-*/--retention rules, not both")
 	case len(o.Snapshots) == 0 && p.Empty():
 		return errors.New("forget: no policy given (use --keep-* or --retention, or name snapshot IDs); refusing to forget every snapshot")
+	case len(o.Snapshots) > 0 && !o.Filter.Empty():
+		// Removing by name is exact; a filter beside it could only be
+		// a condition the user expects to be checked on records that
+		// may be unreadable.
+		return fmt.Errorf("forget: give either snapshot IDs or filters (%s), not both", o.Filter)
 	}
 	for _, ref := range o.Snapshots {
 		if ref == "latest" {
@@ -225,6 +232,7 @@ func (a *Repo) Forget(ctx context.Context, opt ForgetOptions, events func(Event)
 	if err != nil {
 		return nil, err
 	}
+	sns = slices.DeleteFunc(sns, func(sn *snapshot.Snapshot) bool { return !opt.Filter.Match(sn) })
 	for _, e := range errs {
 		msg := fmt.Sprintf("%v (left alone", e)
 		var u *snapshot.UnreadableError
@@ -318,33 +326,12 @@ func (a *Repo) forgetDone(ctx context.Context, opt ForgetOptions, lock *repo.Loc
 }
 
 // Grouper returns the group key of a snapshot for a --group-by spec: any
-// of host, paths and tags, comma-separated ("" for one group).
+// of host, paths and tags, comma-separated ("" for one group); the key is
+// snapshot.GroupKey's String.
 func Grouper(spec string) (func(*snapshot.Snapshot) string, error) {
-	var parts []string
-	for _, p := range strings.Split(spec, ",") {
-		p = strings.TrimSpace(p)
-		switch p {
-		case "":
-		case "host", "paths", "tags":
-			parts = append(parts, p)
-		default:
-			return nil, fmt.Errorf("--group-by %q: unknown field %q (want host, paths, tags)", spec, p)
-		}
+	by, err := snapshot.ParseGroupBy(spec)
+	if err != nil {
+		return nil, err
 	}
-	return func(sn *snapshot.Snapshot) string {
-		var key []string
-		for _, p := range parts {
-			switch p {
-			case "host":
-				key = append(key, "host="+sn.Host)
-			case "paths":
-				key = append(key, "paths="+strings.Join(sn.Roots, ":"))
-			case "tags":
-				tags := slices.Clone(sn.Tags)
-				slices.Sort(tags)
-				key = append(key, "tags="+strings.Join(tags, ":"))
-			}
-		}
-		return strings.Join(key, " ")
-	}, nil
+	return func(sn *snapshot.Snapshot) string { return by.Key(sn).String() }, nil
 }

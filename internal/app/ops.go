@@ -19,20 +19,27 @@ import (
 
 // RestoreOptions say what to restore where.
 type RestoreOptions struct {
-	// Snapshot is an ID, a unique prefix or "latest".
+	// Snapshot is an ID, a unique prefix or "latest": the newest snapshot
+	// Filter matches.
 	Snapshot string
+	Filter   snapshot.Filter
 	restore.Options
 }
 
-// RestoreResult counts what was restored.
+// RestoreResult counts what was restored. Files and Bytes count the files
+// written; Unchanged and UnchangedBytes those already at the target with
+// the snapshot's content, which were left as they were (their metadata
+// set).
 type RestoreResult struct {
-	Snapshot blob.ID             `json:"snapshot"`
-	Target   string              `json:"target"`
-	Files    uint64              `json:"files"`
-	Dirs     uint64              `json:"dirs"`
-	Other    uint64              `json:"other"`
-	Bytes    uint64              `json:"bytes"`
-	Errors   []restore.FileError `json:"errors"`
+	Snapshot       blob.ID             `json:"snapshot"`
+	Target         string              `json:"target"`
+	Files          uint64              `json:"files"`
+	Dirs           uint64              `json:"dirs"`
+	Other          uint64              `json:"other"`
+	Bytes          uint64              `json:"bytes"`
+	Unchanged      uint64              `json:"unchanged"`
+	UnchangedBytes uint64              `json:"unchanged_bytes"`
+	Errors         []restore.FileError `json:"errors"`
 }
 
 // Restore writes a snapshot, or the parts of it opt.Include names, into
@@ -49,7 +56,7 @@ func (a *Repo) Restore(ctx context.Context, opt RestoreOptions) (*RestoreResult,
 		return nil, err
 	}
 	defer lock.Unlock()
-	sn, bad, err := a.find(ctx, opt.Snapshot)
+	sn, bad, err := a.find(ctx, opt.Snapshot, opt.Filter)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +71,8 @@ func (a *Repo) Restore(ctx context.Context, opt RestoreOptions) (*RestoreResult,
 	if err != nil {
 		return nil, err
 	}
-	return &RestoreResult{Snapshot: sn.ID, Target: opt.Target, Files: res.Files, Dirs: res.Dirs, Other: res.Other, Bytes: res.Bytes, Errors: res.Errors}, nil
+	return &RestoreResult{Snapshot: sn.ID, Target: opt.Target, Files: res.Files, Dirs: res.Dirs, Other: res.Other, Bytes: res.Bytes,
+		Unchanged: res.Unchanged, UnchangedBytes: res.UnchangedBytes, Errors: res.Errors}, nil
 }
 
 // unreadableNote says which snapshot records are unreadable and what that

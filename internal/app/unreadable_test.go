@@ -72,7 +72,7 @@ func TestUnreadableNewestRecord(t *testing.T) {
 		return strings.Join(msgs, "\n")
 	}
 
-	sn, err := r.Snapshot(ctx, "latest")
+	sn, err := r.Snapshot(ctx, "latest", snapshot.Filter{})
 	if err != nil || sn.ID != first.ID {
 		t.Fatalf("latest: %v %v", sn, err)
 	}
@@ -80,7 +80,7 @@ func TestUnreadableNewestRecord(t *testing.T) {
 		!strings.Contains(w, `"latest" (`+first.ID.Short()) {
 		t.Fatalf("latest over a damaged record warned %q", w)
 	}
-	if err := r.Ls(ctx, "latest", "", true, func(string, *snapshot.Node) error { return nil }); err != nil {
+	if err := r.Ls(ctx, app.LsOptions{Snapshot: "latest", Recursive: true}, func(string, *snapshot.Node) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if w := warned(); !strings.Contains(w, second.ID.Short()) {
@@ -112,7 +112,7 @@ func TestUnreadableNewestRecord(t *testing.T) {
 	if v := fr.Verdicts[0]; v.ID != second.ID.String() || !v.Removed || v.Size != int64(len(b)) || !strings.Contains(v.Error, "content does not match its name") {
 		t.Fatalf("verdict %+v", v)
 	}
-	if sn, err := r.Snapshot(ctx, "latest"); err != nil || sn.ID != first.ID {
+	if sn, err := r.Snapshot(ctx, "latest", snapshot.Filter{}); err != nil || sn.ID != first.ID {
 		t.Fatalf("latest after forget: %v %v", sn, err)
 	}
 	if w := warned(); w != "" {

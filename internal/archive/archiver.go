@@ -51,6 +51,11 @@ type Options struct {
 	// ChangedTrees are directories to scan whole in a journal scan
 	// (created, moved in, or changed unseen below).
 	ChangedTrees []string
+	// StatSink, if set, receives stat cache rows in batches while the run
+	// goes on, instead of holding every directory's rows until it ends;
+	// the caller stages them until the snapshot is saved. Rows not yet
+	// passed on are in Result.StatUpdates.
+	StatSink func([]state.DirStatsUpdate) error
 	// CheckStored: a file taken from the parent must have every blob in
 	// the index, or it is read again (after a repair dropped lost data).
 	CheckStored bool
@@ -120,7 +125,9 @@ type archiver struct {
 	mu      sync.Mutex
 	errs    []FileError
 	updates []state.DirStatsUpdate
-	inodes  map[string][]state.DevIno
+	// sinkFailed: Options.StatSink failed once and is not used again.
+	sinkFailed bool
+	inodes     map[string][]state.DevIno
 
 	filesNew, filesChanged, filesUnchanged atomic.Uint64
 	dirsNew, dirsChanged, dirsUnchanged    atomic.Uint64

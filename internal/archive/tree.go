@@ -58,9 +58,7 @@ func (a *archiver) finish(d *dirJob) {
 	}
 	raw := scan.EncodeStatRecords(recs)
 	if !d.recHoles && (!d.hasRow || d.rowTree != id || !bytes.Equal(d.rowRaw, raw)) {
-		a.mu.Lock()
-		a.updates = append(a.updates, state.DirStatsUpdate{Path: d.path, Tree: id, Entries: raw})
-		a.mu.Unlock()
+		a.statUpdate(state.DirStatsUpdate{Path: d.path, Tree: id, Entries: raw})
 	}
 	if d.listed && (a.journalScan || len(d.inodes) > 0) {
 		a.mu.Lock()
@@ -78,4 +76,31 @@ func (a *archiver) finish(d *dirJob) {
 	pn := &d.parent.nodes[d.idx]
 	pn.Subtree, pn.Agg = id, agg
 	d.parent.childDone(a)
+}
+
+// statBatch is how many stat cache rows are passed to Options.StatSink at
+// once.
+const statBatch = 512
+
+// statUpdate collects a directory's new stat cache row and passes full
+// batches on, so that memory does not grow with the number of directories.
+// A sink that fails (a full cache disk) is not used again: the rows stay
+// in memory, as without a sink, for the caller to write once the snapshot
+// is saved. The backup itself must not fail for its cache.
+func (a *archiver) statUpdate(u state.DirStatsUpdate) {
+	a.mu.Lock()
+	a.updates = append(a.updates, u)
+	var batch []state.DirStatsUpdate
+	if a.opt.StatSink != nil && !a.sinkFailed && len(a.updates) >= statBatch {
+		batch, a.updates = a.updates, nil
+	}
+	a.mu.Unlock()
+	if batch != nil {
+		if err := a.opt.StatSink(batch); err != nil {
+			a.mu.Lock()
+			a.sinkFailed = true
+			a.updates = append(batch, a.updates...)
+			a.mu.Unlock()
+		}
+	}
 }

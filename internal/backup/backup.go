@@ -1,12 +1,16 @@
 // Package backup runs one backup end to end: plan (full scan or
 // parent-assisted, and why), scan and archive, commit (flush packs and
 // index, save the snapshot record), then record history and the stat cache
-// in the local state database — never before the snapshot is durable.
+// in the local state database — never before the snapshot is durable (the
+// stat cache rows are staged aside while directories finish, so that their
+// number does not weigh on memory, and take effect only then).
 package backup
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,10 +30,11 @@ import (
 	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
 	"github.com/tidemark/tidemark/internal/state"
+	"github.com/tidemark/tidemark/internal/version"
 )
 
-// Version is recorded in every snapshot.
-const Version = "tidemark 0.1.0"
+// Version is recorded in every snapshot (package version holds it).
+const Version = version.Program
 
 // Options configure a backup.
 type Options struct {
@@ -181,8 +186,36 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	}
 	started("")
 
+	// The stat cache rows of this run are staged in the state database as
+	// directories finish, and take effect once the snapshot is saved.
+	var res *archive.Result
+	commitStats := func() error { return nil }
+	var run int64
+	if st != nil {
+		var b [8]byte
+		if _, err := cryptorand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		run = int64(binary.LittleEndian.Uint64(b[:]) >> 1)
+		staged := false
+		defer func() {
+			if !staged {
+				// Failed before the snapshot: its rows describe nothing.
+				_ = st.DropStagedDirStats(context.WithoutCancel(ctx), run)
+			}
+		}()
+		aopt.StatSink = func(rows []state.DirStatsUpdate) error { return st.StageDirStats(ctx, run, set, rows) }
+		commitStats = func() error {
+			if err := st.StageDirStats(ctx, run, set, res.StatUpdates); err != nil {
+				return err
+			}
+			staged = true
+			return st.CommitDirStats(ctx, run)
+		}
+	}
+
 	packedBefore, plainBefore := r.AddedBytes()
-	res, err := archive.Run(ctx, r, aopt)
+	res, err = archive.Run(ctx, r, aopt)
 	var full *archive.NeedFullScanError
 	if errors.As(err, &full) {
 		// Safety first: scan everything, and say why. What the first
@@ -192,6 +225,11 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 			return nil, err
 		}
 		resetProgress(prog)
+		if st != nil {
+			if err := st.DropStagedDirStats(ctx, run); err != nil {
+				return nil, err
+			}
+		}
 		aopt.Changed, aopt.ChangedTrees = nil, nil
 		started(full.Reason)
 		res, err = archive.Run(ctx, r, aopt)
@@ -261,7 +299,7 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 		if err := st.PutLinks(ctx, set, res.LinksFull, res.Links); err != nil {
 			return nil, committed(StepLinks, reread, err)
 		}
-		if err := st.PutDirStats(ctx, set, res.StatUpdates); err != nil {
+		if err := commitStats(); err != nil {
 			return nil, committed(StepStatCache, reread, err)
 		}
 		settingsJSON, err := json.Marshal(SetSettings{Host: host, Paths: roots, Excludes: opt.Excludes, OneFileSystem: opt.OneFileSystem, Policy: opt.Policy})

@@ -140,16 +140,26 @@ func (c *Chunker) Next() ([]byte, error) {
 	return chunk, nil
 }
 
+// minBuf is the buffer a chunker starts with.
+const minBuf = 64 << 10
+
 func (c *Chunker) fill() error {
-	if c.buf == nil {
-		// Max bytes must be available for a cut; a little more saves refills.
-		c.buf = make([]byte, c.t.p.Max+c.t.p.Min)
-	}
 	if c.start > 0 {
 		c.end = copy(c.buf, c.buf[c.start:c.end])
 		c.start = 0
 	}
-	for c.end < len(c.buf) && !c.eof {
+	// Max bytes must be available for a cut; a little more saves refills.
+	full := c.t.p.Max + c.t.p.Min
+	for c.end < full && !c.eof {
+		if c.end == len(c.buf) {
+			// Buffers start small and grow only for a stream that fills
+			// them: most files are small, and a worker per core holding
+			// a full buffer (8.5 MiB by default) is memory wasted on a
+			// tree of small files. One that met a large file keeps it.
+			nb := make([]byte, min(full, max(2*len(c.buf), minBuf)))
+			copy(nb, c.buf[:c.end])
+			c.buf = nb
+		}
 		n, err := c.r.Read(c.buf[c.end:])
 		c.end += n
 		if err == io.EOF {

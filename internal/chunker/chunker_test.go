@@ -3,10 +3,12 @@ package chunker
 import (
 	"bytes"
 	"io"
+	"slices"
 	"testing"
 	"testing/iotest"
 
 	"github.com/tidemark/tidemark/internal/gentree"
+	"pgregory.net/rapid"
 )
 
 func chunks(t *testing.T, tb *Table, r io.Reader) [][]byte {
@@ -110,4 +112,59 @@ func BenchmarkChunker(b *testing.B) {
 			}
 		}
 	}
+}
+
+// pieces reads from data in pieces of the sizes drawn, as files and
+// network streams deliver them.
+type pieces struct {
+	data  []byte
+	sizes []int
+}
+
+func (p *pieces) Read(b []byte) (int, error) {
+	if len(p.data) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(b), len(p.data))
+	if len(p.sizes) > 0 {
+		n = min(n, p.sizes[0])
+		p.sizes = p.sizes[1:]
+	}
+	copy(b, p.data[:n])
+	p.data = p.data[n:]
+	return n, nil
+}
+
+// TestBoundariesIndependentOfReads: the chunks depend on the data alone,
+// not on how reads deliver it nor on what the chunker (and the size of
+// its buffer) met before.
+func TestBoundariesIndependentOfReads(t *testing.T) {
+	tb, _ := NewTable([32]byte{4}, Params{Min: 4 << 10, Avg: 16 << 10, Max: 64 << 10})
+	c := tb.New(nil)
+	rapid.Check(t, func(rt *rapid.T) {
+		data := gentree.RandomBytes(rapid.IntRange(0, 600<<10).Draw(rt, "size"), rapid.Uint64().Draw(rt, "seed"))
+		// The reference: each cut made on all the data that is left.
+		var want []int
+		for rest := data; len(rest) > 0; {
+			n := tb.cut(rest)
+			want = append(want, n)
+			rest = rest[n:]
+		}
+		sizes := rapid.SliceOf(rapid.IntRange(1, 100<<10)).Draw(rt, "reads")
+		c.Reset(&pieces{data: data, sizes: sizes})
+		var got []int
+		for {
+			chunk, err := c.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rt.Fatal(err)
+			}
+			got = append(got, len(chunk))
+		}
+		if !slices.Equal(got, want) {
+			rt.Fatalf("chunk sizes %v, want %v", got, want)
+		}
+	})
 }

@@ -177,6 +177,57 @@ func (x *Index) overlayLen() (int, bool) {
 	return len(x.blobs), !x.foreign
 }
 
+// baseLen is the number of entries in the table layer.
+func (x *Index) baseLen() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.base == nil {
+		return 0
+	}
+	return x.base.n
+}
+
+// baseTable is the table layer (nil for none). Only merges, one at a time,
+// replace it.
+func (x *Index) baseTable() *table {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.base
+}
+
+// overlayExcept returns the in-memory entries whose packs are not in
+// pending, for merging into a new table while a backup goes on.
+func (x *Index) overlayExcept(pending map[blob.ID]bool) []tableEntry {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]tableEntry, 0, len(x.blobs))
+	for id, l := range x.blobs {
+		if e := x.expand(l); !pending[e.Pack] {
+			out = append(out, tableEntry{id, e})
+		}
+	}
+	return out
+}
+
+// setBaseWith replaces the table layer with t, which holds the overlay
+// entries merged (and every entry of the old table); the overlay keeps the
+// rest, added meanwhile or not yet in an index file.
+func (x *Index) setBaseWith(t *table, merged []tableEntry) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.base.close()
+	x.base = t
+	for _, e := range merged {
+		delete(x.blobs, e.id)
+	}
+	// Pack numbers stay valid: x.packs only grows while the overlay is
+	// in use; emptied entirely, it starts afresh.
+	if len(x.blobs) == 0 {
+		x.packs = nil
+		x.packNo = map[blob.ID]uint32{}
+	}
+}
+
 // setBase replaces the table layer and empties the overlay, which the new
 // table must already hold.
 func (x *Index) setBase(t *table) {

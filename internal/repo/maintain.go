@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/tidemark/tidemark/internal/backend"
 	"github.com/tidemark/tidemark/internal/blob"
@@ -104,9 +103,7 @@ func (r *Repository) DropIndexTable() error {
 	if r.cacheDir == "" {
 		return nil
 	}
-	if err := noteShrink(r.cacheDir, time.Now()); err != nil {
-		return fmt.Errorf("record removed index files in the cache: %w", err)
-	}
+	r.noteShrink()
 	if err := os.Remove(tableFile(r.cacheDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove index table: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,8 +59,10 @@ type Options struct {
 	CacheDir func(repoID string) (string, error)
 
 	// mergeFiles and mergeBlobs override the index table's merge
-	// thresholds (tests only).
-	mergeFiles, mergeBlobs int
+	// thresholds, indexBlobs and mergeDuring the blobs per index file and
+	// the in-memory blobs merged while a backup runs (tests only).
+	mergeFiles, mergeBlobs  int
+	indexBlobs, mergeDuring int
 }
 
 // Repository is an open repository.
@@ -75,14 +78,18 @@ type Repository struct {
 	noComp bool
 	idx    *Index
 	// cacheDir is the local cache directory, "" without a cache.
-	cacheDir               string
-	mergeFiles, mergeBlobs int
+	cacheDir                string
+	mergeFiles, mergeBlobs  int
+	indexBlobs, mergeDuring int
 	// merged are the index files in the index table; unmerged those whose
 	// blobs are only in memory (read at open, or written by this handle).
 	merged   map[string]bool
 	unmerged []string
 	// gone are index files the cache knew that are no longer listed.
 	gone []string
+	// shrunkAt is when this handle found index files gone (see
+	// noteShrink), for when the cache could not take the note.
+	shrunkAt time.Time
 	// indexErrs lists index files that could not be used.
 	indexErrs []error
 
@@ -90,6 +97,10 @@ type Repository struct {
 	pending  map[blob.ID]struct{}
 	packers  map[blob.Type]*packer
 	newPacks []IndexPack
+	newBlobs int // blobs in newPacks
+	// indexing are packs taken from newPacks whose index file is being
+	// written: like newPacks, no index file names them yet.
+	indexing map[blob.ID]bool
 	// written names the index files this handle wrote.
 	written []string
 	noMerge bool
@@ -98,6 +109,8 @@ type Repository struct {
 	uploads     sync.WaitGroup
 	uploadSlots chan struct{}
 	indexMu     sync.Mutex
+	// mergeMu keeps index table merges one at a time.
+	mergeMu sync.Mutex
 
 	bufs sync.Pool // *[]byte scratch buffers for compressed and sealed blobs
 
@@ -235,6 +248,10 @@ func newRepository(be backend.Backend, key *crypto.Key, keyID string, cfg Config
 	if opt.mergeFiles > 0 {
 		r.mergeFiles, r.mergeBlobs = opt.mergeFiles, opt.mergeBlobs
 	}
+	r.indexBlobs, r.mergeDuring = indexFileBlobs, mergeEvery
+	if opt.indexBlobs > 0 {
+		r.indexBlobs, r.mergeDuring = opt.indexBlobs, opt.mergeDuring
+	}
 	r.kdf = opt.KDF
 	r.bufs.New = func() any { b := make([]byte, 0, 1<<20); return &b }
 	if opt.CacheDir != nil {
@@ -285,6 +302,9 @@ const (
 	mergeFiles = 16
 	mergeBlobs = 20000
 )
+
+// indexFileBlobs is the most blobs a backup's index file holds.
+const indexFileBlobs = 20000
 
 // indexListings bounds how often loadIndex lists the index files when
 // listed ones keep disappearing before they are read.
@@ -426,6 +446,79 @@ func (r *Repository) maybeMergeTable() {
 		}
 		r.unmerged = nil
 	}
+}
+
+// markIndexing notes packs whose index file is about to be written. r.mu
+// must be held.
+func (r *Repository) markIndexing(packs []IndexPack) {
+	if r.indexing == nil {
+		r.indexing = map[blob.ID]bool{}
+	}
+	for _, p := range packs {
+		r.indexing[p.ID] = true
+	}
+}
+
+// mergeEvery is the fewest in-memory blobs that make a backup merge them
+// into the index table while it runs; a table of more than eight times as
+// many waits for an eighth of its size, so that rewriting it costs a
+// bounded share of the backup.
+const mergeEvery = 150000
+
+// wantMerge reports whether enough blobs are in memory for a merge.
+func (r *Repository) wantMerge() bool {
+	if r.cacheDir == "" {
+		return false
+	}
+	n, mergeable := r.idx.overlayLen()
+	r.mu.Lock()
+	noMerge := r.noMerge
+	r.mu.Unlock()
+	return !noMerge && mergeable && n >= max(r.mergeDuring, r.idx.baseLen()/8)
+}
+
+// mergeDuringBackup moves the in-memory index entries whose index files
+// are written into a new index table while a backup runs, so that memory
+// does not grow with the number of blobs the backup adds (a backup of a
+// million small files adds a million). Entries of packs whose index file
+// is not written yet stay in memory: a table must never claim a blob no
+// index file names. Failing only keeps them in memory.
+func (r *Repository) mergeDuringBackup() {
+	if !r.mergeMu.TryLock() {
+		return // one is under way; the next index file asks again
+	}
+	defer r.mergeMu.Unlock()
+	if !r.wantMerge() {
+		return
+	}
+	r.mu.Lock()
+	pending := map[blob.ID]bool{}
+	for _, p := range r.newPacks {
+		pending[p.ID] = true
+	}
+	for id := range r.indexing {
+		pending[id] = true
+	}
+	names := append([]string(nil), r.unmerged...)
+	for n := range r.merged {
+		names = append(names, n)
+	}
+	r.mu.Unlock()
+	extra := r.idx.overlayExcept(pending)
+	if err := writeTable(tableFile(r.cacheDir), r.idx.baseTable(), extra, names); err != nil {
+		return
+	}
+	t, err := openTable(tableFile(r.cacheDir))
+	if err != nil || t == nil {
+		return
+	}
+	r.idx.setBaseWith(t, extra)
+	r.mu.Lock()
+	for _, n := range names {
+		r.merged[n] = true
+	}
+	r.unmerged = slices.DeleteFunc(r.unmerged, func(n string) bool { return r.merged[n] })
+	r.mu.Unlock()
 }
 
 // revalidateIndex reads the index again if an index file this handle
@@ -712,9 +805,14 @@ func (r *Repository) upload(ctx context.Context, p *packer) error {
 			delete(r.pending, b.ID)
 		}
 		r.newPacks = append(r.newPacks, ip)
+		r.newBlobs += len(ip.Blobs)
 		var flush []IndexPack
-		if len(r.newPacks) >= 64 {
-			flush, r.newPacks = r.newPacks, nil
+		// An index file every 64 packs, or sooner for packs of many small
+		// blobs: the pending entries, and the buffers that encode and
+		// compress an index file, stay small.
+		if len(r.newPacks) >= 64 || r.newBlobs >= r.indexBlobs {
+			flush, r.newPacks, r.newBlobs = r.newPacks, nil, 0
+			r.markIndexing(flush)
 		}
 		r.mu.Unlock()
 		r.packBytes.Add(int64(len(data)))
@@ -725,6 +823,14 @@ func (r *Repository) upload(ctx context.Context, p *packer) error {
 					r.err = err
 				}
 				r.mu.Unlock()
+			} else if r.wantMerge() {
+				// Apart from the upload slot: a merge rewrites the table,
+				// which must not hold up the packs behind it.
+				r.uploads.Add(1)
+				go func() {
+					defer r.uploads.Done()
+					r.mergeDuringBackup()
+				}()
 			}
 		}
 	}()
@@ -741,6 +847,9 @@ func (r *Repository) writeIndex(ctx context.Context, packs []IndexPack) error {
 	r.mu.Lock()
 	r.unmerged = append(r.unmerged, id.String())
 	r.written = append(r.written, id.String())
+	for _, p := range packs {
+		delete(r.indexing, p.ID)
+	}
 	r.mu.Unlock()
 	// Known at once, not only at Close: a process killed later must not
 	// leave the cache unaware of a file a repair may remove.
@@ -775,7 +884,8 @@ func (r *Repository) Flush(ctx context.Context) error {
 	r.uploads.Wait()
 	r.mu.Lock()
 	err, packs := r.err, r.newPacks
-	r.newPacks = nil
+	r.newPacks, r.newBlobs = nil, 0
+	r.markIndexing(packs)
 	r.mu.Unlock()
 	if err != nil {
 		return err

@@ -28,17 +28,17 @@ func knownFile(dir string) string  { return filepath.Join(dir, "index-unmerged")
 func shrunkFile(dir string) string { return filepath.Join(dir, "index-shrunk") }
 
 // readKnown returns the index file names listed in the cache's list of
-// files not merged into the table (empty when there is none).
-func readKnown(dir string) map[string]bool {
+// files not merged into the table; ok is false when there is no list.
+func readKnown(dir string) (known map[string]bool, ok bool) {
 	out := map[string]bool{}
 	b, err := os.ReadFile(knownFile(dir))
 	if err != nil {
-		return out
+		return out, false
 	}
 	for _, n := range strings.Fields(string(b)) {
 		out[n] = true
 	}
-	return out
+	return out, true
 }
 
 // findGone notes the index files the cache knew (in the table, merged, or
@@ -50,10 +50,19 @@ func (r *Repository) findGone(merged, listed map[string]bool) error {
 			gone = append(gone, n)
 		}
 	}
-	for n := range readKnown(r.cacheDir) {
+	known, ok := readKnown(r.cacheDir)
+	for n := range known {
 		if !listed[n] && !merged[n] {
 			gone = append(gone, n)
 		}
+	}
+	if !ok {
+		// No list: a new cache, one of an older version, or one whose list
+		// could not be written (a full disk). Which files it knew is
+		// unknown, so assume some went: a fresh cache pays nothing for it
+		// (its first backup reads everything anyway), any other one walk.
+		r.noteShrink()
+		return r.saveKnown()
 	}
 	if len(gone) == 0 {
 		return nil
@@ -61,15 +70,23 @@ func (r *Repository) findGone(merged, listed map[string]bool) error {
 	r.mu.Lock()
 	r.gone = append(r.gone, gone...)
 	r.mu.Unlock()
-	if err := noteShrink(r.cacheDir, time.Now()); err != nil {
-		return fmt.Errorf("record removed index files in the cache: %w", err)
-	}
+	r.noteShrink()
 	return nil
 }
 
-// noteShrink records that index files the cache knew are gone.
-func noteShrink(dir string, now time.Time) error {
-	return writeFileAtomic(shrunkFile(dir), []byte(now.UTC().Format(time.RFC3339Nano)+"\n"))
+// noteShrink records that index files the cache knew are gone: in the
+// cache for later processes, and in the handle for this one. When the
+// cache cannot take the note (a full disk), its list of known files goes
+// instead (removing needs no room), so that the next open, finding no
+// list, assumes a shrink again; a read-only command must not fail on it.
+func (r *Repository) noteShrink() {
+	now := time.Now()
+	r.mu.Lock()
+	r.shrunkAt = now
+	r.mu.Unlock()
+	if err := writeFileAtomic(shrunkFile(r.cacheDir), []byte(now.UTC().Format(time.RFC3339Nano)+"\n")); err != nil {
+		_ = os.Remove(knownFile(r.cacheDir))
+	}
 }
 
 // saveKnown writes the list of index files known but not merged: what the
@@ -80,7 +97,7 @@ func (r *Repository) saveKnown() error {
 	if r.cacheDir == "" {
 		return nil
 	}
-	known := readKnown(r.cacheDir)
+	known, _ := readKnown(r.cacheDir)
 	r.mu.Lock()
 	for _, n := range r.unmerged {
 		known[n] = true
@@ -97,7 +114,15 @@ func (r *Repository) saveKnown() error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return writeFileAtomic(knownFile(r.cacheDir), []byte(strings.Join(names, "\n")+"\n"))
+	if err := writeFileAtomic(knownFile(r.cacheDir), []byte(strings.Join(names, "\n")+"\n")); err != nil {
+		// Without an up-to-date list a later open could miss a removal;
+		// without any list it assumes one (see findGone). Removing needs
+		// no room on a full disk.
+		if rmErr := os.Remove(knownFile(r.cacheDir)); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+			return fmt.Errorf("record index files in the cache: %w", err)
+		}
+	}
+	return nil
 }
 
 // IndexShrunk returns when this cache last found index files gone (a prune
@@ -106,9 +131,12 @@ func (r *Repository) IndexShrunk() (time.Time, error) {
 	if r.cacheDir == "" {
 		return time.Time{}, nil
 	}
+	r.mu.Lock()
+	mem := r.shrunkAt
+	r.mu.Unlock()
 	b, err := os.ReadFile(shrunkFile(r.cacheDir))
 	if errors.Is(err, os.ErrNotExist) {
-		return time.Time{}, nil
+		return mem, nil
 	}
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read %s: %w", shrunkFile(r.cacheDir), err)
@@ -117,6 +145,9 @@ func (r *Repository) IndexShrunk() (time.Time, error) {
 	if err != nil {
 		// Unreadable: assume it just happened, which only costs a full scan.
 		return time.Now(), nil
+	}
+	if mem.After(t) {
+		return mem, nil
 	}
 	return t, nil
 }

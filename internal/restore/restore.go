@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"runtime"
@@ -29,7 +30,11 @@ type Options struct {
 	// them; empty means everything.
 	Include []string
 	// Overwrite replaces existing non-directory entries at the target.
-	// Without it an existing entry is reported as an error and left alone.
+	// Without it an existing entry is reported as an error and left alone,
+	// unless it already is what the snapshot has (a regular file with its
+	// content, a symlink with its target, ...): such an entry is kept
+	// either way (its metadata set) and counted as unchanged, so restoring
+	// again into the same place works.
 	// Existing directories are always merged into.
 	Overwrite bool
 	// Owners restores uid and gid (needs root).
@@ -55,9 +60,13 @@ type FileError struct {
 
 // Result is the outcome of a restore. Files, Dirs, Other and Bytes count
 // what was restored; Bytes includes every hard link's size, as snapshot
-// totals do.
+// totals do. Unchanged counts the entries that were already there as the
+// snapshot has them (files with its content, hard links in place,
+// symlinks with its target, fifos, sockets, devices), UnchangedBytes the
+// size of those files; they are not in the other counts.
 type Result struct {
 	Files, Dirs, Other, Bytes uint64
+	Unchanged, UnchangedBytes uint64
 	// Errors is sorted by path.
 	Errors []FileError
 }
@@ -84,6 +93,7 @@ type restorer struct {
 	errs []FileError
 
 	files, dirs, other, bytes atomic.Uint64
+	unchanged, unchangedBytes atomic.Uint64
 }
 
 // dirJob is a directory being restored. It stays open until its last child
@@ -109,7 +119,8 @@ type leader struct {
 }
 
 // fileJob is a regular file handed to a worker: either f is an empty file
-// the walker created, or linkTo names the file to hard-link to.
+// the walker created, or f is a file that was already there (existing),
+// opened for reading, or linkTo names the file to hard-link to.
 type fileJob struct {
 	dir    *dirJob
 	node   *snapshot.Node
@@ -117,6 +128,12 @@ type fileJob struct {
 	f      *fs.File
 	lead   *leader // set when this file is its group's leader
 	linkTo *leader
+	// existing: f is the file that was in the way, of the snapshot's size;
+	// the worker keeps it if its content is the snapshot's. It is never
+	// removed but to be replaced (with Overwrite).
+	existing bool
+	// existingStat is its stat from when it was opened.
+	existingStat fs.Stat
 }
 
 // Run restores the tree with root ID tree from r into opt.Target. It
@@ -161,7 +178,8 @@ func Run(ctx context.Context, r *repo.Repository, tree blob.ID, opt Options) (*R
 	workers.Wait()
 	rootDir.Close()
 
-	res := &Result{Files: w.files.Load(), Dirs: w.dirs.Load(), Other: w.other.Load(), Bytes: w.bytes.Load()}
+	res := &Result{Files: w.files.Load(), Dirs: w.dirs.Load(), Other: w.other.Load(), Bytes: w.bytes.Load(),
+		Unchanged: w.unchanged.Load(), UnchangedBytes: w.unchangedBytes.Load()}
 	w.mu.Lock()
 	res.Errors = w.errs
 	w.mu.Unlock()
@@ -402,12 +420,12 @@ func (w *restorer) restoreFile(ctx context.Context, d *dirJob, n *snapshot.Node,
 	if ld := w.links[key]; ld != nil {
 		j.linkTo = ld
 	} else {
-		f, err := w.createFile(d.dir, n.Name)
+		f, st, existing, err := w.createOrOpen(d.dir, n)
 		if err != nil {
 			w.report(p, err)
 			return
 		}
-		j.f = f
+		j.f, j.existing, j.existingStat = f, existing, st
 		if key != "" {
 			j.lead = &leader{dir: d, path: p, done: make(chan struct{})}
 			w.links[key] = j.lead
@@ -420,6 +438,31 @@ func (w *restorer) restoreFile(ctx context.Context, d *dirJob, n *snapshot.Node,
 		w.abandon(j)
 		d.pending.Add(-1) // the walker still holds d
 	}
+}
+
+// createOrOpen creates the file for n or, when a regular file of n's size
+// is in its place, opens that for reading (existing set) so that a worker
+// can tell whether it already holds n's content. Anything else in the way
+// is dealt with as place does. The file is opened without following a
+// symlink, and checked to be the one just looked at.
+func (w *restorer) createOrOpen(dir *fs.Dir, n *snapshot.Node) (f *fs.File, st fs.Stat, existing bool, err error) {
+	f, err = dir.CreateFile(n.Name, 0o600)
+	if err == nil || !errors.Is(err, fs.ErrExist) {
+		return f, fs.Stat{}, false, err
+	}
+	if st, err = dir.Lstat(n.Name); err == nil && st.IsRegular() && uint64(st.Size) == n.Size {
+		if f, err = dir.OpenFile(n.Name); err == nil {
+			fst, err := f.Stat()
+			if err == nil && fst.IsRegular() && fst.Dev == st.Dev && fst.Ino == st.Ino && fst.Size == st.Size {
+				return f, fst, true, nil
+			}
+			f.Close()
+		}
+		// Unreadable, or replaced meanwhile: a file that cannot be
+		// compared is a different one.
+	}
+	f, err = w.createFile(dir, n.Name)
+	return f, fs.Stat{}, false, err
 }
 
 func (w *restorer) createFile(dir *fs.Dir, name string) (*fs.File, error) {
@@ -458,11 +501,13 @@ func (w *restorer) place(dir *fs.Dir, name, op string, create func() error) erro
 }
 
 // abandon undoes a job that will not run: an empty file is not the
-// snapshot's content, so it goes.
+// snapshot's content, so it goes; a file that was there stays.
 func (w *restorer) abandon(j fileJob) {
 	if j.f != nil {
 		j.f.Close()
-		j.dir.dir.Remove(j.node.Name)
+		if !j.existing {
+			j.dir.dir.Remove(j.node.Name)
+		}
 	}
 	if j.lead != nil {
 		close(j.lead.done)
@@ -493,6 +538,22 @@ func (w *restorer) writeFile(ctx context.Context, j fileJob) {
 			j.lead.ok = ok
 			close(j.lead.done)
 		}()
+	}
+	if j.existing {
+		keep, err := w.keepExisting(ctx, j)
+		if keep || err != nil {
+			if err != nil && ctx.Err() == nil {
+				w.report(j.path, err)
+			}
+			ok = keep
+			return
+		}
+		// Different content, and Overwrite: replace it.
+		if j.f, err = w.createFile(j.dir.dir, n.Name); err != nil {
+			w.report(j.path, err)
+			return
+		}
+		j.existing = false
 	}
 	err := w.writeContent(ctx, j.f, n)
 	if err == nil && j.lead != nil {
@@ -564,6 +625,81 @@ func (w *restorer) writeContent(ctx context.Context, f *fs.File, n *snapshot.Nod
 	return f.Truncate(int64(off))
 }
 
+// keepExisting decides about the file that was in j's place (and closes
+// it): when it holds the snapshot's content it is kept, its metadata set
+// and counted as unchanged (keep true, and it becomes the leader of its
+// hard-link group); when it differs, an error says it was not overwritten,
+// unless Overwrite asks the caller to replace it (keep and err nil).
+func (w *restorer) keepExisting(ctx context.Context, j fileJob) (keep bool, err error) {
+	n := j.node
+	same, cerr := w.sameContent(ctx, j.f, n)
+	j.f.Close()
+	switch {
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	case same:
+		// By name, not through the descriptor: it was opened for reading,
+		// and on Windows that handle may not set attributes. The fs calls
+		// do not follow symlinks.
+		if err := w.setMeta(j.dir.dir, n.Name, nil, n); err != nil {
+			w.report(j.path, err)
+		}
+		if j.lead != nil {
+			j.lead.dev, j.lead.ino = j.existingStat.Dev, j.existingStat.Ino
+		}
+		w.unchanged.Add(1)
+		w.unchangedBytes.Add(n.Size)
+		return true, nil
+	case w.opt.Overwrite:
+		return false, nil
+	case cerr != nil:
+		return false, fmt.Errorf("%w; comparing it with the snapshot failed: %w", errExists, cerr)
+	}
+	return false, errExists
+}
+
+// sameContent reports whether f, of n's size, holds n's content. It reads
+// the file in the snapshot's chunks (their lengths from the index) and
+// compares their keyed hashes with the chunk IDs, so nothing is
+// downloaded. A chunk the index does not know makes the file count as
+// different.
+func (w *restorer) sameContent(ctx context.Context, f *fs.File, n *snapshot.Node) (bool, error) {
+	var buf []byte
+	var off uint64
+	for _, id := range n.Content {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		loc, ok := w.repo.Index().Lookup(id)
+		if !ok || loc.Type != blob.Data || off+uint64(loc.RawLen) > n.Size {
+			return false, nil
+		}
+		size := int(loc.RawLen)
+		if cap(buf) < size {
+			buf = make([]byte, size)
+		}
+		if _, err := io.ReadFull(f, buf[:size]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return false, nil // shrunk meanwhile
+			}
+			return false, err
+		}
+		if w.repo.Key().ID(buf[:size]) != id {
+			return false, nil
+		}
+		off += uint64(size)
+	}
+	if off != n.Size {
+		return false, nil
+	}
+	// Grown meanwhile?
+	var one [1]byte
+	if k, err := f.Read(one[:]); k > 0 || (err != nil && !errors.Is(err, io.EOF)) {
+		return false, err
+	}
+	return true, nil
+}
+
 // linkFile waits for the group's leader and links to it. If the leader
 // failed, or cannot be linked to (too many links, another filesystem
 // mounted inside the target), the content is written as a separate file.
@@ -575,6 +711,12 @@ func (w *restorer) linkFile(ctx context.Context, j fileJob) {
 		return
 	}
 	if ld.ok {
+		// Linked already (restored before into the same place)?
+		if st, err := j.dir.dir.Lstat(j.node.Name); err == nil && st.IsRegular() && st.Dev == ld.dev && st.Ino == ld.ino {
+			w.unchanged.Add(1)
+			w.unchangedBytes.Add(j.node.Size)
+			return
+		}
 		err := w.link(ld, j)
 		if err == nil {
 			w.files.Add(1)
@@ -588,12 +730,12 @@ func (w *restorer) linkFile(ctx context.Context, j fileJob) {
 			return
 		}
 	}
-	f, err := w.createFile(j.dir.dir, j.node.Name)
+	f, st, existing, err := w.createOrOpen(j.dir.dir, j.node)
 	if err != nil {
 		w.report(j.path, err)
 		return
 	}
-	j.f, j.linkTo = f, nil
+	j.f, j.existing, j.existingStat, j.linkTo = f, existing, st, nil
 	w.writeFile(ctx, j)
 }
 
@@ -646,7 +788,20 @@ func (w *restorer) restoreOther(d *dirJob, n *snapshot.Node, p string) {
 		w.report(p, fmt.Errorf("unknown entry type %s", n.Type))
 		return
 	}
-	if err := w.place(d.dir, n.Name, op, create); err != nil {
+	err := create()
+	if errors.Is(err, fs.ErrExist) && sameEntry(d.dir, n) {
+		// Restored before into the same place: keep it, as files with the
+		// snapshot's content are kept.
+		if err := w.setMeta(d.dir, n.Name, nil, n); err != nil {
+			w.report(p, err)
+		}
+		w.unchanged.Add(1)
+		return
+	}
+	if err != nil {
+		err = w.place(d.dir, n.Name, op, create)
+	}
+	if err != nil {
 		if (n.Type == snapshot.CharDev || n.Type == snapshot.BlockDev) && errors.Is(err, fs.ErrPermission) {
 			err = fmt.Errorf("%w (creating devices needs root)", err)
 		}
@@ -657,6 +812,33 @@ func (w *restorer) restoreOther(d *dirJob, n *snapshot.Node, p string) {
 		w.report(p, err)
 	}
 	w.other.Add(1)
+}
+
+// sameEntry reports whether the entry name in dir is already what n
+// describes: a symlink with n's target, a fifo, a socket, a device with
+// n's number. Nothing is followed.
+func sameEntry(dir *fs.Dir, n *snapshot.Node) bool {
+	st, err := dir.Lstat(n.Name)
+	if err != nil {
+		return false
+	}
+	switch n.Type {
+	case snapshot.Symlink:
+		if !st.IsSymlink() {
+			return false
+		}
+		target, err := dir.Readlink(n.Name)
+		return err == nil && target == n.Target
+	case snapshot.Fifo:
+		return st.Type() == fs.TypeFifo
+	case snapshot.Socket:
+		return st.Type() == fs.TypeSocket
+	case snapshot.CharDev:
+		return st.Type() == fs.TypeCharDev && st.Rdev == n.Rdev
+	case snapshot.BlockDev:
+		return st.Type() == fs.TypeBlockDev && st.Rdev == n.Rdev
+	}
+	return false
 }
 
 // openEntry is an entry open while its metadata is set: a restored file or

@@ -500,8 +500,9 @@ func TestRestoreFull(t *testing.T) {
 				t.Log("could not make a device node; devices not tested")
 			}
 
-			// Restoring again over the result merges directories and, with
-			// Overwrite, replaces every other entry.
+			// Restoring again over the result merges directories and keeps
+			// every other entry, which already is the snapshot's, Overwrite
+			// or not (TestRestoreAgain looks closer).
 			res, err = Run(ctx, rr, tree, Options{Target: target, Owners: owners, Workers: tc.workers, Overwrite: true})
 			if err != nil {
 				t.Fatal(err)

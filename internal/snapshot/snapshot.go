@@ -66,7 +66,10 @@ type Snapshot struct {
 	Roots    []string  `json:"roots"`
 	Tree     blob.ID   `json:"tree"`
 	Parent   *blob.ID  `json:"parent,omitempty"`
-	// Original names the snapshot this one is a repaired copy of.
+	// Original names the snapshot this one is a copy of: the damaged one
+	// it repairs (repair snapshots), or the first record of a snapshot
+	// whose tags changed (tag keeps an Original already set, as restic
+	// does).
 	Original *blob.ID   `json:"original,omitempty"`
 	Tags     []string   `json:"tags,omitempty"`
 	Excludes []string   `json:"excludes,omitempty"`
@@ -224,11 +227,11 @@ func All(ctx context.Context, r *repo.Repository) (sns []*Snapshot, errs []error
 // ErrNoSnapshot is returned when a snapshot reference matches nothing.
 var ErrNoSnapshot = errors.New("no matching snapshot")
 
-// Latest returns the newest readable snapshot (nil if there is none) and
-// the records that could not be read. An unreadable record's time is
-// unknown: when there are any, the snapshot returned is only the newest
-// of those that could be read.
-func Latest(ctx context.Context, r *repo.Repository) (*Snapshot, []*UnreadableError, error) {
+// Latest returns the newest readable snapshot f matches (nil if there is
+// none) and the records that could not be read. An unreadable record's
+// time, host and paths are unknown: when there are any, the snapshot
+// returned is only the newest of those that could be read.
+func Latest(ctx context.Context, r *repo.Repository, f Filter) (*Snapshot, []*UnreadableError, error) {
 	sns, errs, err := All(ctx, r)
 	if err != nil {
 		return nil, nil, err
@@ -241,10 +244,12 @@ func Latest(ctx context.Context, r *repo.Repository) (*Snapshot, []*UnreadableEr
 		}
 		bad = append(bad, u)
 	}
-	if len(sns) == 0 {
-		return nil, bad, nil
+	for i := len(sns) - 1; i >= 0; i-- {
+		if f.Match(sns[i]) {
+			return sns[i], bad, nil
+		}
 	}
-	return sns[len(sns)-1], bad, nil
+	return nil, bad, nil
 }
 
 // Match returns the record whose ID is ref or starts with it (case does
@@ -266,19 +271,24 @@ func Match(recs []Record, ref string) (Record, error) {
 	return match[0], nil
 }
 
-// Find resolves "latest" or a unique ID prefix. For "latest" it also
-// returns the records that could not be read (see Latest), and fails
-// when none could be.
-func Find(ctx context.Context, r *repo.Repository, ref string) (*Snapshot, []*UnreadableError, error) {
+// Find resolves "latest", the newest snapshot f matches, or a unique ID
+// prefix. For "latest" it also returns the records that could not be read
+// (see Latest), and fails when none of the rest matches. A snapshot named
+// by ID must match f as well: a filter given with an ID is a condition
+// on it, and naming a snapshot the filter excludes is most likely a
+// mistake.
+func Find(ctx context.Context, r *repo.Repository, ref string, f Filter) (*Snapshot, []*UnreadableError, error) {
 	if ref == "latest" {
-		sn, bad, err := Latest(ctx, r)
+		sn, bad, err := Latest(ctx, r, f)
 		switch {
 		case err != nil:
 			return nil, nil, err
-		case sn == nil && len(bad) > 0:
+		case sn == nil && len(bad) > 0 && f.Empty():
 			return nil, bad, fmt.Errorf("latest: %w: none of the %d snapshot records can be read", ErrNoSnapshot, len(bad))
+		case sn == nil && len(bad) > 0:
+			return nil, bad, fmt.Errorf("latest%s: %w among the readable records, and %d cannot be read", f.within(), ErrNoSnapshot, len(bad))
 		case sn == nil:
-			return nil, nil, fmt.Errorf("latest: %w", ErrNoSnapshot)
+			return nil, nil, fmt.Errorf("latest%s: %w", f.within(), ErrNoSnapshot)
 		}
 		return sn, bad, nil
 	}
@@ -298,7 +308,26 @@ func Find(ctx context.Context, r *repo.Repository, ref string) (*Snapshot, []*Un
 		}
 		return nil, nil, err
 	}
+	if !f.Match(sn) {
+		return nil, nil, fmt.Errorf("snapshot %s (host %s, paths %s, tags %s) does not match %s: %w", sn.ID.Short(), sn.Host,
+			strings.Join(sn.Roots, " "), orNone(sn.Tags), f, ErrNoSnapshot)
+	}
 	return sn, nil, nil
+}
+
+// within describes the filter after "latest" in messages.
+func (f Filter) within() string {
+	if f.Empty() {
+		return ""
+	}
+	return " (" + f.String() + ")"
+}
+
+func orNone(tags []string) string {
+	if len(tags) == 0 {
+		return "none"
+	}
+	return strings.Join(tags, ",")
 }
 
 // LatestFor returns the newest snapshot of host with exactly these roots,

@@ -76,17 +76,17 @@ func TestLatestOverUnreadable(t *testing.T) {
 	r, ids, dir := newRepo(t, t0, t0.Add(time.Hour), t0.Add(2*time.Hour))
 	size := damage(t, dir, ids[2])
 
-	sn, bad, err := snapshot.Find(ctx, r, "latest")
+	sn, bad, err := snapshot.Find(ctx, r, "latest", snapshot.Filter{})
 	if err != nil || sn.ID != ids[1] {
 		t.Fatalf("latest: %v %v", sn, err)
 	}
 	if len(bad) != 1 || bad[0].ID != ids[2] || bad[0].Size != size || !bad[0].Damaged() || !strings.Contains(bad[0].Error(), "load snapshot "+ids[2].Short()) {
 		t.Fatalf("unreadable records: %+v", bad)
 	}
-	if sn, bad, err := snapshot.Find(ctx, r, strings.ToUpper(ids[0].String()[:10])); err != nil || sn.ID != ids[0] || bad != nil {
+	if sn, bad, err := snapshot.Find(ctx, r, strings.ToUpper(ids[0].String()[:10]), snapshot.Filter{}); err != nil || sn.ID != ids[0] || bad != nil {
 		t.Fatalf("find by prefix: %v %v %v", sn, bad, err)
 	}
-	_, _, err = snapshot.Find(ctx, r, ids[2].String()[:8])
+	_, _, err = snapshot.Find(ctx, r, ids[2].String()[:8], snapshot.Filter{})
 	var u *snapshot.UnreadableError
 	if !errors.As(err, &u) || u.ID != ids[2] || u.Size != size || !u.Damaged() || !errors.Is(err, repo.ErrCorrupt) {
 		t.Fatalf("find the damaged record by prefix: %v", err)
@@ -102,7 +102,7 @@ func TestLatestOverUnreadable(t *testing.T) {
 	if !errors.As(err, &u) || u.Damaged() || !errors.Is(err, repo.ErrCorrupt) {
 		t.Fatalf("undecodable record: %v (damaged %v)", err, u != nil && u.Damaged())
 	}
-	if _, bad, _ := snapshot.Latest(ctx, r); len(bad) != 2 {
+	if _, bad, _ := snapshot.Latest(ctx, r, snapshot.Filter{}); len(bad) != 2 {
 		t.Fatalf("latest with two unreadable records: %+v", bad)
 	}
 
@@ -110,7 +110,7 @@ func TestLatestOverUnreadable(t *testing.T) {
 	for _, id := range ids[:2] {
 		damage(t, dir, id)
 	}
-	sn, bad, err = snapshot.Find(ctx, r, "latest")
+	sn, bad, err = snapshot.Find(ctx, r, "latest", snapshot.Filter{})
 	if sn != nil || len(bad) != 4 || !errors.Is(err, snapshot.ErrNoSnapshot) || !strings.Contains(err.Error(), "none of the 4 snapshot records can be read") {
 		t.Fatalf("latest with no readable record: %v %d %v", sn, len(bad), err)
 	}

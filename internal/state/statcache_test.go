@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidemark/tidemark/internal/blob"
 )
@@ -294,5 +295,63 @@ func TestDirStatsConcurrent(t *testing.T) {
 				wantDirStats(t, h, s, r.Path, r.Tree, r.Entries)
 			}
 		}
+	}
+}
+
+// TestStagedDirStats: rows staged by a running backup are invisible until
+// committed; a failed run's rows are dropped, and so are rows a run that
+// died left a day ago, but not another running backup's.
+func TestStagedDirStats(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	set := []byte("set")
+	row := func(path string, b byte) DirStatsUpdate {
+		return DirStatsUpdate{Path: path, Tree: blob.ID{b}, Entries: []byte{b}}
+	}
+	if err := db.StageDirStats(ctx, 1, set, []DirStatsUpdate{row("/a", 1), row("/b", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.StageDirStats(ctx, 2, set, []DirStatsUpdate{row("/c", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := db.HasDirStats(set); has {
+		t.Fatal("staged rows are visible before their commit")
+	}
+	// A row staged twice by one run: the later one counts.
+	if err := db.StageDirStats(ctx, 1, set, []DirStatsUpdate{row("/a", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CommitDirStats(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]byte{"/a": 3, "/b": 1} {
+		tree, entries, ok, err := db.DirStats(set, path)
+		if err != nil || !ok || tree != (blob.ID{want}) || len(entries) != 1 || entries[0] != want {
+			t.Fatalf("%s after commit: %v %v %v %v", path, tree, entries, ok, err)
+		}
+	}
+	if _, _, ok, _ := db.DirStats(set, "/c"); ok {
+		t.Fatal("another run's staged row was committed")
+	}
+	// Run 3 fails: its rows go, run 2's stay (it is still running).
+	if err := db.StageDirStats(ctx, 3, set, []DirStatsUpdate{row("/d", 4)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DropStagedDirStats(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.db.QueryRow(`SELECT COUNT(*) FROM dirstats_staged`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d staged rows left (%v), want run 2's one", n, err)
+	}
+	// Rows a dead run left more than a day ago are dropped too.
+	if _, err := db.db.Exec(`UPDATE dirstats_staged SET created = ?`, time.Now().Add(-25*time.Hour).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DropStagedDirStats(ctx, 99); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.db.QueryRow(`SELECT COUNT(*) FROM dirstats_staged`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d stale staged rows left (%v)", n, err)
 	}
 }

@@ -67,6 +67,18 @@ CREATE TABLE IF NOT EXISTS dirstats (
 	entries BLOB NOT NULL,
 	PRIMARY KEY (backup_set, path)
 ) WITHOUT ROWID;
+-- Stat cache rows of a backup still running: moved into dirstats once its
+-- snapshot is saved, so that a backup of a large tree need not hold every
+-- directory's records in memory until then.
+CREATE TABLE IF NOT EXISTS dirstats_staged (
+	run INTEGER NOT NULL,
+	backup_set BLOB NOT NULL,
+	path BLOB NOT NULL,
+	tree BLOB NOT NULL,
+	entries BLOB NOT NULL,
+	created INTEGER NOT NULL,
+	PRIMARY KEY (run, path)
+) WITHOUT ROWID;
 -- The verify ledger. Times are Unix nanoseconds, not text like the
 -- history's, because the budget sums downloads over time ranges.
 -- verify_downloads has one row per pack download (one request).
@@ -278,6 +290,60 @@ func (d *DB) PutDirStats(ctx context.Context, set []byte, rows []DirStatsUpdate)
 		}
 	}
 	return tx.Commit()
+}
+
+// StageDirStats writes stat cache rows of the running backup run (an ID
+// of the caller's choosing, unique among concurrent runs) aside; they take
+// effect with CommitDirStats, once the snapshot they describe is saved.
+func (d *DB) StageDirStats(ctx context.Context, run int64, set []byte, rows []DirStatsUpdate) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("stage stat cache rows: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO dirstats_staged (run, backup_set, path, tree, entries, created) VALUES (?,?,?,?,?,?)`)
+	if err != nil {
+		return fmt.Errorf("stage stat cache rows: %w", err)
+	}
+	defer st.Close()
+	now := time.Now().UnixNano()
+	for _, r := range rows {
+		if _, err := st.ExecContext(ctx, run, set, []byte(r.Path), r.Tree[:], r.Entries, now); err != nil {
+			return fmt.Errorf("stage stat cache row for %s: %w", r.Path, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// CommitDirStats makes the rows staged by run the stat cache's, in one
+// transaction.
+func (d *DB) CommitDirStats(ctx context.Context, run int64) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("write stat cache: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO dirstats (backup_set, path, tree, entries)
+		SELECT backup_set, path, tree, entries FROM dirstats_staged WHERE run = ?`, run); err != nil {
+		return fmt.Errorf("write stat cache: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM dirstats_staged WHERE run = ?`, run); err != nil {
+		return fmt.Errorf("write stat cache: %w", err)
+	}
+	return tx.Commit()
+}
+
+// DropStagedDirStats forgets what run staged (its backup failed), and
+// rows that runs which died left behind a day ago or more.
+func (d *DB) DropStagedDirStats(ctx context.Context, run int64) error {
+	if _, err := d.db.ExecContext(ctx, `DELETE FROM dirstats_staged WHERE run = ? OR created < ?`,
+		run, time.Now().Add(-24*time.Hour).UnixNano()); err != nil {
+		return fmt.Errorf("drop staged stat cache rows: %w", err)
+	}
+	return nil
 }
 
 // SaveSettings stores the settings of a backup set (paths, excludes,
