@@ -49,6 +49,8 @@ func (a *cli) printJournalStatus(st *changes.Status) error {
 	switch {
 	case st.Fresh:
 		fmt.Fprintf(a.out, "watcher: running, pid %d, started %s, heartbeat %s ago\n", w.PID, w.Started.Local().Format(time.DateTime), age)
+	case st.Stalled:
+		fmt.Fprintf(a.out, "watcher: STALLED, pid %d, heartbeat %s ago: %s; backups do full scans until it recovers (restart it if it does not)\n", w.PID, age, w.Stalled)
 	case st.Alive:
 		fmt.Fprintf(a.out, "watcher: NOT RESPONDING, pid %d, last heartbeat %s ago\n", w.PID, age)
 	default:

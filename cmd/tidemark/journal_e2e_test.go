@@ -9,20 +9,42 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// watcher runs `tidemark watch` on src with its state in state.
+// watcher runs `tidemark watch` with its state in state.
 type watcher struct {
 	cmd *exec.Cmd
-	out bytes.Buffer
+	out syncBuffer
 }
 
-func startWatch(t *testing.T, state, src string) *watcher {
+// syncBuffer is a bytes.Buffer the watcher's output goroutine and the test
+// may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startWatch runs `tidemark watch --state STATE ARGS...` (the paths, and
+// options such as --inotify) and waits until it records changes.
+func startWatch(t *testing.T, state string, args ...string) *watcher {
 	t.Helper()
-	w := &watcher{cmd: exec.Command(binary, "watch", "--state", state, src)}
+	w := &watcher{cmd: exec.Command(binary, append([]string{"watch", "--state", state}, args...)...)}
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -52,6 +52,13 @@ type fsModel struct {
 	files []string
 	dirs  []string
 	n     int
+	// outside, when set, is a directory outside the roots (and outside
+	// what a watcher watches) for hard links whose other names are inside:
+	// made from inside (linkOut; inotify cannot see that), made from a
+	// file outside, written and removed through.
+	outside  string
+	linkOut  bool
+	outLinks []string
 	// touched collects the directories a change journal would report:
 	// the parent of every entry an operation created, changed or removed.
 	touched map[string]bool
@@ -112,6 +119,17 @@ func (m *fsModel) mutate(t *rapid.T) {
 	}
 	if len(m.dirs) > 1 {
 		ops = append(ops, "rmdir", "move-dir", "replace-dir")
+	}
+	// Links with a name outside the roots, now and then (each makes the
+	// next backup scan fully, as it must).
+	if m.outside != "" && rapid.IntRange(0, 3).Draw(t, "outside") == 0 {
+		ops = append(ops, "link-in")
+		if m.linkOut && len(m.files) > 0 {
+			ops = append(ops, "link-out")
+		}
+		if len(m.outLinks) > 0 {
+			ops = append(ops, "write-out", "chmod-out", "unlink-out")
+		}
 	}
 	op := rapid.SampledFrom(ops).Draw(t, "op")
 	pick := func() string {
@@ -204,6 +222,38 @@ func (m *fsModel) mutate(t *rapid.T) {
 		to := m.fresh(t, "m")
 		m.touch(d, to)
 		err = os.Rename(d, to)
+	case "link-out":
+		// ln ROOT/x OUTSIDE/o: x's link count and ctime change, and only
+		// the inode tells (defect 4).
+		out := filepath.Join(m.outside, fmt.Sprintf("o%d", m.n))
+		m.n++
+		if err = os.Link(pick(), out); err == nil {
+			m.outLinks = append(m.outLinks, out)
+		}
+	case "link-in":
+		// A file made outside, then linked in: its other name is
+		// outside from the start.
+		out := filepath.Join(m.outside, fmt.Sprintf("i%d", m.n))
+		p := m.fresh(t, "k")
+		m.touch(p)
+		if err = os.WriteFile(out, []byte(rapid.StringN(0, 50, -1).Draw(t, "data")), 0o644); err == nil {
+			if err = os.Link(out, p); err == nil {
+				m.outLinks = append(m.outLinks, out)
+			}
+		}
+	case "write-out":
+		// A write through the name outside (defect 1).
+		var f *os.File
+		if f, err = os.OpenFile(rapid.SampledFrom(m.outLinks).Draw(t, "outlink"), os.O_APPEND|os.O_WRONLY, 0); err == nil {
+			_, err = f.WriteString("+")
+			f.Close()
+		}
+	case "chmod-out":
+		err = os.Chmod(rapid.SampledFrom(m.outLinks).Draw(t, "outlink"), os.FileMode(rapid.SampledFrom([]int{0o600, 0o644, 0o755}).Draw(t, "mode")))
+	case "unlink-out":
+		i := rapid.IntRange(0, len(m.outLinks)-1).Draw(t, "outlink")
+		err = os.Remove(m.outLinks[i])
+		m.outLinks = append(m.outLinks[:i], m.outLinks[i+1:]...)
 	}
 	if err != nil {
 		t.Logf("%s: %v (ignored)", op, err)

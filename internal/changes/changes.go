@@ -59,6 +59,13 @@ type Inode struct {
 	Path string `json:"path,omitempty"`
 	Dev  uint64 `json:"dev,omitempty"`
 	Ino  uint64 `json:"ino,omitempty"`
+	// LinkAdded: a hard link to the inode was made outside the requested
+	// roots (at Outside, when known), so its link count rose. If the
+	// inode has a link inside, that link may have been its only one
+	// until now: its hard-link identity changed, and no record of
+	// multiply-linked files can rule it out.
+	LinkAdded bool   `json:"link_added,omitempty"`
+	Outside   string `json:"outside,omitempty"`
 }
 
 // ErrGap is matched (errors.Is) by every error saying that no uninterrupted

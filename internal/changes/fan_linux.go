@@ -32,7 +32,13 @@ type fanSource struct {
 	fd    int
 	file  *os.File
 	flags uint
+	act   activity
+	buf   []byte // the event goroutine's read buffer
 
+	// mu guards the fields below. The event goroutine holds it while it
+	// handles one event, never across a read; the main loop only tries it
+	// (tick, describe), so however long one event takes, the heartbeat
+	// goes on and a stop is noticed.
 	mu      sync.Mutex
 	fss     map[uint64]*fanFS // by fsid
 	roots   []string
@@ -41,16 +47,20 @@ type fanSource struct {
 	// cache maps directory handles to paths. It is cleared whenever a
 	// directory is renamed (see resolveDir for why that is enough).
 	cache *lru
-	buf   []byte
-	mfds  map[uint64]int // mount fds opened for the current read
 	// pending holds handles of multiply-linked files changed through, or
 	// resolved to, a path outside the roots; settle looks at them again.
 	pending map[string]pendingLinks
+
+	descMu sync.Mutex
+	desc   []FilesystemInfo // the last description, for when mu is busy
 }
 
 type pendingLinks struct {
 	obj   fanFID
 	since time.Time
+	// added: a link was made outside every root (FAN_CREATE of a name
+	// for a file with other links), not only its metadata changed.
+	added bool
 }
 
 // settleDelay is how long a link count change outside the roots waits
@@ -73,7 +83,7 @@ type fanFS struct {
 func newFanSource(w *watcher) (*fanSource, []string, error) {
 	s := &fanSource{
 		w: w, fd: -1, fss: map[uint64]*fanFS{}, rootDev: map[string]uint64{}, cache: newLRU(16384),
-		buf: make([]byte, 256<<10), pending: map[string]pendingLinks{},
+		buf: make([]byte, 256<<10), pending: map[string]pendingLinks{}, act: activity{name: "the fanotify source"},
 	}
 	// Prefer reporting the child's handle too (TARGET_FID), so hard-link
 	// checks need no path lookup; older kernels take the plainer modes.
@@ -91,7 +101,7 @@ func newFanSource(w *watcher) (*fanSource, []string, error) {
 	if err != nil {
 		switch err {
 		case unix.EPERM:
-			return nil, nil, errors.New("no CAP_SYS_ADMIN (fanotify filesystem marks need it)")
+			return nil, nil, errNeedAdmin
 		case unix.EINVAL:
 			return nil, nil, errors.New("kernel lacks FAN_REPORT_DFID_NAME (Linux 5.9+)")
 		}
@@ -101,12 +111,21 @@ func newFanSource(w *watcher) (*fanSource, []string, error) {
 	// fenced.
 	if err := s.markFS(w.filt.fencesDir, w.filt.fencesDir, false); err != nil {
 		unix.Close(s.fd)
+		if err == unix.EPERM {
+			// Since Linux 5.13 anyone may create a group that reports
+			// file handles, but a filesystem mark still needs the
+			// capability: say so rather than blame the filesystem.
+			return nil, nil, errNeedAdmin
+		}
 		return nil, nil, fmt.Errorf("state directory %s is on a filesystem fanotify cannot mark: %w", w.l.dir, err)
 	}
 	var inoRoots []string
 	for _, r := range w.roots {
 		target := nearestExisting(r)
 		if err := s.markFS(target, r, true); err != nil {
+			if err == unix.EPERM {
+				err = errNeedAdmin
+			}
 			w.gap(r, fmt.Sprintf("unsupported filesystem: fanotify cannot mark %s: %v", target, err))
 			inoRoots = append(inoRoots, r)
 			continue
@@ -132,6 +151,7 @@ func newFanSource(w *watcher) (*fanSource, []string, error) {
 		}
 	}
 	s.describeMounts(mounts)
+	s.refreshDesc()
 	if err := unix.SetNonblock(s.fd, true); err != nil {
 		unix.Close(s.fd)
 		return nil, nil, err
@@ -186,6 +206,11 @@ func (s *fanSource) close() {
 	}
 }
 
+// errNeedAdmin says why fanotify cannot be used without privileges.
+var errNeedAdmin = errors.New("fanotify filesystem marks need root or CAP_SYS_ADMIN")
+
+func (s *fanSource) activity() *activity { return &s.act }
+
 func (s *fanSource) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if s.w.opt.beforeRead != nil {
@@ -198,34 +223,53 @@ func (s *fanSource) run(ctx context.Context) error {
 			}
 			return fmt.Errorf("fanotify read: %w", err)
 		}
-		if err := s.process(s.buf[:n]); err != nil {
+		if err := s.process(ctx, s.buf[:n]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *fanSource) process(buf []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.mfds = map[uint64]int{}
-	defer s.closeMounts()
-	return parseFanEvents(buf, s.handle)
+// process handles the events of one read, each under the lock on its own,
+// and stops early when ctx is done: the watcher is stopping, and what is
+// not recorded now belongs to an epoch no backup will use.
+func (s *fanSource) process(ctx context.Context, buf []byte) error {
+	m := mounts{}
+	defer m.close()
+	return parseFanEvents(buf, func(ev fanEvent) {
+		if ev.fd >= 0 {
+			unix.Close(int(ev.fd)) // not requested in FID mode; never leak one
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.act.begin("handling a fanotify event")
+		if s.w.opt.beforeEvent != nil {
+			s.w.opt.beforeEvent(KindFanotify)
+		}
+		s.mu.Lock()
+		s.handle(ctx, m, ev)
+		s.mu.Unlock()
+		s.act.end()
+	})
 }
 
-func (s *fanSource) closeMounts() {
-	for _, fd := range s.mfds {
+// mounts holds a descriptor of a mounted directory per filesystem, to open
+// handles relative to. They are opened when first needed and closed when
+// the work that needed them is done, so the watcher never keeps a
+// filesystem busy (umount works).
+type mounts map[uint64]int
+
+func (m mounts) close() {
+	for _, fd := range m {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
 	}
-	s.mfds = nil
+	clear(m)
 }
 
-func (s *fanSource) handle(ev fanEvent) {
-	if ev.fd >= 0 {
-		unix.Close(int(ev.fd)) // not requested in FID mode; never leak one
-	}
+func (s *fanSource) handle(ctx context.Context, m mounts, ev fanEvent) {
 	if ev.mask&fanQOverflow != 0 {
 		s.w.gap("", "overflow")
 		return
@@ -243,27 +287,41 @@ func (s *fanSource) handle(ev fanEvent) {
 		if o == 0 {
 			return // DELETE_SELF/MOVE_SELF: their parent's event covers them
 		}
-		dir, ok := s.resolveDir(*ev.dir)
+		dir, ok := s.resolveDir(ctx, m, *ev.dir)
 		if !ok {
 			return
 		}
 		v := s.w.filt.classify(dir, ev.name, isDir, o)
 		if v.fence != "" {
+			// What produces no event (a mount, a lost mark) and what waits
+			// in pending must be recorded before the fence that claims
+			// completeness. The main loop records the fence once every
+			// source has seen it.
+			s.checkLocked(ctx, m)
 			s.w.sawFence(v.fence, srcFanotify)
 			return
 		}
 		s.w.emit(v.records()...)
-		if v.linkCheck != "" {
-			s.checkLinks(v.linkCheck, ev.obj)
-		} else if !isDir && ev.name != "" && v.dirty == "" && o&(opMeta|opContent) != 0 && ev.obj != nil && !within(dir, s.w.l.dir) {
+		switch {
+		case v.linkCheck != "":
+			s.checkLinks(ctx, m, v.linkCheck, ev.obj, ev.mask&fanCreate != 0)
+		case isDir || ev.name == "" || v.dirty != "" || ev.obj == nil || within(dir, s.w.l.dir):
+		case o&(opMeta|opContent) != 0:
 			// Changed through a path outside every root: if the file
 			// has other links, one may be inside a root.
-			s.outsideChange(*ev.obj)
+			s.outsideChange(ctx, m, *ev.obj, false)
+		case ev.mask&fanCreate != 0:
+			// A new name outside every root. For a file with other links
+			// that is link(2): its link count rose, so one of them may be
+			// inside a root, where it was the only link until now.
+			s.outsideChange(ctx, m, *ev.obj, true)
 		}
 	case ev.obj != nil && !isDir && ev.mask&fanAttrib != 0:
 		// Only the object: a link count change (link, unlink or rename
-		// over another name), which concerns every remaining link.
-		s.linkCountChange(*ev.obj)
+		// over another name), which concerns every remaining link. The
+		// kernel sends no directory with it: link(2) reports this and a
+		// FAN_CREATE of the new name, and the old name is never reported.
+		s.linkCountChange(ctx, m, *ev.obj)
 	}
 }
 
@@ -280,8 +338,11 @@ func (s *fanSource) handle(ev fanEvent) {
 // the new path. A handle that cannot be opened (ESTALE) or resolves to an
 // unlinked directory belongs to a directory deleted after the event; its
 // deletion is recorded on its parent by the DELETE event, also read later.
-// Any other failure is a gap for the roots on that filesystem.
-func (s *fanSource) resolveDir(fid fanFID) (string, bool) {
+// A directory whose path cannot be found (not in its parent, hidden by a
+// mount, or moved while we looked) is skipped for the same reasons.
+// Resolution is bounded (resolveLimits); running out, or any other
+// failure, is a gap for the roots on that filesystem.
+func (s *fanSource) resolveDir(ctx context.Context, m mounts, fid fanFID) (string, bool) {
 	key := fid.key()
 	if p, ok := s.cache.get(key); ok {
 		return p, true
@@ -290,46 +351,47 @@ func (s *fanSource) resolveDir(fid fanFID) (string, bool) {
 	if f == nil {
 		return "", false // a filesystem no longer watched (unmounted)
 	}
-	fd, err := s.openHandle(f, fid)
+	fd, err := s.openHandle(ctx, m, f, fid)
 	if err != nil {
-		if !goneErr(err) {
+		if !goneErr(err) && ctx.Err() == nil {
 			s.fsGap(f, "journal error: open_by_handle_at: "+err.Error())
 		}
 		return "", false
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		s.fsGap(f, "journal error: fstat: "+err.Error())
-		return "", false
+	p, err := dirPath(ctx, fd, newResolveLimits())
+	switch {
+	case err == nil:
+		s.cache.put(key, p)
+		return p, true
+	case errors.Is(err, errVanished), ctx.Err() != nil:
+	case errors.Is(err, errResolveBudget):
+		s.fsGap(f, fmt.Sprintf("journal error: cannot resolve a directory handle within %v (a path longer than PATH_MAX below very large directories)", resolveTime))
+	default:
+		s.fsGap(f, "journal error: cannot resolve a directory handle: "+err.Error())
 	}
-	if st.Nlink == 0 {
-		return "", false // removed directory
-	}
-	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	if errors.Is(err, unix.ENAMETOOLONG) {
-		// Deeper than PATH_MAX: /proc cannot say; walk up instead.
-		p, err = dirPathByWalkingUp(fd)
-		if errors.Is(err, errVanished) {
-			return "", false // like a removed directory, above
-		}
-	}
-	if err != nil || !isCleanAbs(p) {
-		s.fsGap(f, fmt.Sprintf("journal error: cannot resolve directory handle (%q, %v)", p, err))
-		return "", false
-	}
-	s.cache.put(key, p)
-	return p, true
+	return "", false
 }
 
+// enomemRetries are the pauses before retrying open_by_handle_at after
+// ENOMEM. Decoding a handle reports every failure as ESTALE except ENOMEM,
+// and on ext4 ENOMEM is what a handle gets whose inode number is being
+// reused at that very moment: iget_locked returns NULL for an inode still
+// being created (I_CREATING), and ext4_iget reports NULL as ENOMEM. A
+// moment later the new inode is complete, its generation does not match
+// the handle's, and the answer is ESTALE: the object is gone. Under heavy
+// churn of deleted and created files this happens every few seconds. A
+// real shortage of memory looks the same, so once the retries are spent
+// the caller records a gap, never a removal.
+var enomemRetries = []time.Duration{time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond}
+
 // openHandle opens a file handle with O_PATH, relative to a mount of its
-// filesystem. The mount descriptor is opened once per read and closed
-// after it, so the watcher never keeps a filesystem busy (umount works).
-func (s *fanSource) openHandle(f *fanFS, fid fanFID) (int, error) {
-	mfd, ok := s.mfds[f.fsid]
+// filesystem (from m, opened on first use).
+func (s *fanSource) openHandle(ctx context.Context, m mounts, f *fanFS, fid fanFID) (int, error) {
+	mfd, ok := m[f.fsid]
 	if !ok {
 		mfd = s.openMount(f)
-		s.mfds[f.fsid] = mfd
+		m[f.fsid] = mfd
 	}
 	if mfd < 0 {
 		return -1, errors.New("no mounted directory of the filesystem to open handles with")
@@ -337,14 +399,21 @@ func (s *fanSource) openHandle(f *fanFS, fid fanFID) (int, error) {
 	h := unix.NewFileHandle(fid.htype, fid.handle)
 	for try := 0; ; try++ {
 		fd, err := unix.OpenByHandleAt(mfd, h, unix.O_PATH|unix.O_CLOEXEC)
-		// Handle decoding reports every failure as ESTALE except ENOMEM,
-		// which the kernel's exportfs layer means as "try again" (it can
-		// come from reconnecting a directory racing with a rename).
-		if err != unix.ENOMEM || try == 4 {
+		if err != unix.ENOMEM || try == len(enomemRetries) || !sleepCtx(ctx, enomemRetries[try]) {
 			return fd, err
 		}
-		s.w.logf("open_by_handle_at: %v, retrying", err)
-		time.Sleep(time.Duration(try+1) * time.Millisecond)
+	}
+}
+
+// sleepCtx waits d, or less when ctx is done first (then it reports false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -377,50 +446,60 @@ func (s *fanSource) fsGap(f *fanFS, reason string) {
 }
 
 // checkLinks records an inode record for path when the file has more than
-// one link: its other links, wherever they are, changed too.
-func (s *fanSource) checkLinks(path string, obj *fanFID) {
+// one link: its other links, wherever they are, changed too. created says
+// the event made the name (link(2) when there are other links): then its
+// link count rose, which the record says (RecLinkAdded), because a backup
+// of other roots may hold another link that was the only one until now.
+func (s *fanSource) checkLinks(ctx context.Context, m mounts, path string, obj *fanFID, created bool) {
+	kind := RecInode
+	if created {
+		kind = RecLinkAdded
+	}
 	if obj == nil {
 		if dev, ino, n, regular, err := linkCount(path); err == nil && regular && n > 1 {
-			s.w.emit(Record{Kind: RecInode, Path: path, Text: formatDevIno(dev, ino)})
+			s.w.emit(Record{Kind: kind, Path: path, Text: formatDevIno(dev, ino)})
 		}
 		return
 	}
-	dev, ino, n, ok := s.statHandle(*obj)
+	dev, ino, n, ok := s.statHandle(ctx, m, *obj)
 	if ok && n > 1 {
-		s.w.emit(Record{Kind: RecInode, Path: path, Text: formatDevIno(dev, ino)})
+		s.w.emit(Record{Kind: kind, Path: path, Text: formatDevIno(dev, ino)})
 	}
 }
 
-// outsideChange handles metadata or content changed through a link
-// outside the roots.
-func (s *fanSource) outsideChange(obj fanFID) {
+// outsideChange handles metadata or content changed, or a link made
+// (added), through a name outside the roots.
+func (s *fanSource) outsideChange(ctx context.Context, m mounts, obj fanFID, added bool) {
 	f := s.fss[obj.fsid]
 	if f == nil || len(f.anchors) == 1 && f.anchors[0] == s.w.filt.fencesDir {
 		return // no root on that filesystem
 	}
-	if _, _, n, ok := s.statHandle(obj); ok && n > 1 {
-		s.deferLinks(obj)
+	if _, _, n, ok := s.statHandle(ctx, m, obj); ok && n > 1 {
+		s.deferLinks(obj, added)
 	}
 }
 
 // deferLinks queues a handle for settle.
-func (s *fanSource) deferLinks(obj fanFID) {
+func (s *fanSource) deferLinks(obj fanFID, added bool) {
 	k := obj.key()
-	if _, ok := s.pending[k]; ok {
+	if p, ok := s.pending[k]; ok {
+		if added && !p.added {
+			p.added, p.since = true, time.Now()
+			s.pending[k] = p
+		}
 		return
 	}
 	obj.handle = append([]byte(nil), obj.handle...) // it aliased the read buffer
-	s.pending[k] = pendingLinks{obj: obj, since: time.Now()}
+	s.pending[k] = pendingLinks{obj: obj, since: time.Now(), added: added}
 }
 
-// statHandle returns dev, inode and link count of a non-directory handle,
-// cached for the current read.
-func (s *fanSource) statHandle(obj fanFID) (dev, ino, nlink uint64, ok bool) {
+// statHandle returns dev, inode and link count of a non-directory handle.
+func (s *fanSource) statHandle(ctx context.Context, m mounts, obj fanFID) (dev, ino, nlink uint64, ok bool) {
 	f := s.fss[obj.fsid]
 	if f == nil {
 		return 0, 0, 0, false
 	}
-	fd, err := s.openHandle(f, obj)
+	fd, err := s.openHandle(ctx, m, f, obj)
 	if err != nil {
 		return 0, 0, 0, false // gone: its removal is recorded where it was
 	}
@@ -438,20 +517,20 @@ func (s *fanSource) statHandle(obj fanFID) (dev, ino, nlink uint64, ok bool) {
 // and its directory; when that path is outside the roots (or cannot be
 // verified) but other links may exist, record the inode number so the
 // backup can find its links inside the roots.
-func (s *fanSource) linkCountChange(obj fanFID) {
+func (s *fanSource) linkCountChange(ctx context.Context, m mounts, obj fanFID) {
 	f := s.fss[obj.fsid]
 	if f == nil || len(f.anchors) == 1 && f.anchors[0] == s.w.filt.fencesDir {
 		return
 	}
-	fd, err := s.openHandle(f, obj)
+	fd, err := s.openHandle(ctx, m, f, obj)
 	if err != nil {
-		if !goneErr(err) {
+		if !goneErr(err) && ctx.Err() == nil {
 			s.fsGap(f, "journal error: open_by_handle_at: "+err.Error())
 		}
 		return
 	}
 	defer unix.Close(fd)
-	s.inodeLinks(fd, obj, true)
+	s.inodeLinks(fd, pendingLinks{obj: obj}, true)
 }
 
 // inodeLinks records what a link count change of the open file fd means.
@@ -461,25 +540,37 @@ func (s *fanSource) linkCountChange(obj fanFID) {
 // and unlinking it, and a moment later that file has one link, outside
 // the roots, and nothing need be recorded. Waiting is safe: a link under a
 // root removed meanwhile is recorded by its own DELETE event.
-func (s *fanSource) inodeLinks(fd int, obj fanFID, first bool) {
+//
+// The kernel resolves a handle to one of the file's names (the newest one
+// it has in memory), so a file linked from inside a root to a name outside
+// resolves to the name outside: nothing tells where its other link is.
+// That case (p.added) is recorded as RecLinkAdded, which a backup cannot
+// settle with its records of hard-linked files (the file may have had one
+// link until now), so it scans fully.
+func (s *fanSource) inodeLinks(fd int, p pendingLinks, first bool) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Nlink == 0 || st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return // deleted: each removed link was recorded in its directory
 	}
 	num := formatDevIno(st.Dev, st.Ino)
-	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	verified := false
-	if err == nil && isCleanAbs(p) {
+	if err == nil && isCleanAbs(path) {
 		// A disconnected dentry yields a path that is not the file's;
 		// only trust a path that leads to this very inode.
 		var pst unix.Stat_t
-		verified = unix.Lstat(p, &pst) == nil && pst.Dev == st.Dev && pst.Ino == st.Ino
+		verified = unix.Lstat(path, &pst) == nil && pst.Dev == st.Dev && pst.Ino == st.Ino
+	}
+	if !verified {
+		path = ""
 	}
 	switch {
-	case verified && underAny(p, s.w.roots):
-		s.w.emit(Record{Kind: RecDirty, Path: filepath.Dir(p)}, Record{Kind: RecInode, Path: p, Text: num})
+	case verified && underAny(path, s.w.roots):
+		s.w.emit(Record{Kind: RecDirty, Path: filepath.Dir(path)}, Record{Kind: RecInode, Path: path, Text: num})
 	case verified && st.Nlink > 1 && first:
-		s.deferLinks(obj)
+		s.deferLinks(p.obj, p.added)
+	case p.added && st.Nlink > 1:
+		s.w.emit(Record{Kind: RecLinkAdded, Path: path, Text: num})
 	case !verified || st.Nlink > 1:
 		// Another link may be inside a root: the backup finds it by
 		// number.
@@ -487,47 +578,80 @@ func (s *fanSource) inodeLinks(fd int, obj fanFID, first bool) {
 	}
 }
 
-// settle decides the deferred link count changes older than settleDelay,
-// or all of them when all is set (before a fence record).
-func (s *fanSource) settle(all bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// settleLocked decides the deferred link count changes older than
+// settleDelay, or all of them when all is set (before a fence record).
+// Before a fence it first lets links added outside the roots age to
+// settleDelay (at most that long): a repository or editor publishing a
+// file by link and unlink is then done, rather than have the backup scan
+// fully because its fence caught the file with two names.
+func (s *fanSource) settleLocked(ctx context.Context, m mounts, all bool) {
 	if len(s.pending) == 0 {
 		return
 	}
-	s.mfds = map[uint64]int{}
-	defer s.closeMounts()
 	now := time.Now()
+	if all {
+		var wait time.Duration
+		for _, p := range s.pending {
+			if p.added {
+				wait = max(wait, settleDelay-now.Sub(p.since))
+			}
+		}
+		if wait > 0 {
+			sleepCtx(ctx, wait)
+			now = time.Now()
+		}
+	}
 	for k, p := range s.pending {
+		if ctx.Err() != nil {
+			return
+		}
 		if !all && now.Sub(p.since) < settleDelay {
 			continue
 		}
-		obj := p.obj
 		delete(s.pending, k)
-		f := s.fss[obj.fsid]
+		f := s.fss[p.obj.fsid]
 		if f == nil {
 			continue
 		}
-		fd, err := s.openHandle(f, obj)
+		fd, err := s.openHandle(ctx, m, f, p.obj)
 		if err != nil {
-			if !goneErr(err) {
+			if !goneErr(err) && ctx.Err() == nil {
 				s.fsGap(f, "journal error: open_by_handle_at: "+err.Error())
 			}
 			continue
 		}
-		s.inodeLinks(fd, obj, false)
+		s.inodeLinks(fd, p, false)
 		unix.Close(fd)
 	}
 }
 
-// check verifies the marks: a filesystem mark vanishes without an event
-// when its filesystem is unmounted, a root may now be on another
-// filesystem, and filesystems may have been mounted or unmounted inside
-// roots.
-func (s *fanSource) check() {
-	s.settle(true)
-	s.mu.Lock()
+// tick does the periodic work the main loop asks for: decide deferred link
+// count changes, and on a heartbeat check the marks. It never waits for
+// the lock: while the event goroutine holds it, the work waits for the
+// next tick (a fence does it anyway, in the event goroutine).
+func (s *fanSource) tick(ctx context.Context, heartbeat bool) {
+	// TryLock, not Lock: the main loop must keep its heartbeat and notice
+	// a stop however long one event takes.
+	if !s.mu.TryLock() {
+		return
+	}
 	defer s.mu.Unlock()
+	m := mounts{}
+	defer m.close()
+	if heartbeat {
+		s.checkLocked(ctx, m)
+	} else {
+		s.settleLocked(ctx, m, false)
+	}
+}
+
+// checkLocked settles every deferred link count change and verifies the
+// marks: a filesystem mark vanishes without an event when its filesystem
+// is unmounted, a root may now be on another filesystem, and filesystems
+// may have been mounted or unmounted inside roots.
+func (s *fanSource) checkLocked(ctx context.Context, m mounts) {
+	s.settleLocked(ctx, m, true)
+	defer s.refreshDesc()
 	marks, err := fanMarks(s.fd)
 	if err != nil {
 		s.w.gap("", "journal error: "+err.Error())
@@ -614,13 +738,22 @@ func (s *fanSource) marked(dev uint64) bool {
 	return false
 }
 
-func (s *fanSource) describe(ws *WatcherState) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// refreshDesc rebuilds the description describe hands out; mu is held.
+func (s *fanSource) refreshDesc() {
 	var out []FilesystemInfo
 	for _, f := range s.fss {
 		out = append(out, FilesystemInfo{Dev: f.dev, Device: deviceString(f.dev), Mount: f.mount, Type: f.fstype, Source: KindFanotify, Roots: append([]string(nil), f.roots...)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Mount < out[j].Mount })
-	ws.Filesystems = append(ws.Filesystems, out...)
+	s.descMu.Lock()
+	s.desc = out
+	s.descMu.Unlock()
+}
+
+// describe adds the watched filesystems to ws, as last refreshed (at
+// start and at every check) when the event goroutine holds the lock.
+func (s *fanSource) describe(ws *WatcherState) {
+	s.descMu.Lock()
+	defer s.descMu.Unlock()
+	ws.Filesystems = append(ws.Filesystems, s.desc...)
 }

@@ -14,9 +14,16 @@ import (
 
 // Fence proves that everything that happened before it is in the journal:
 // it creates a marker file in the state directory (watched through the same
-// ordered event queue as the roots), waits up to timeout until the watcher
-// has recorded it, and returns the cursor of that record. It fails with a
-// *GapError when no healthy watcher covers all roots.
+// ordered event queue as the roots), waits until the watcher has recorded
+// it, and returns the cursor of that record. It fails with a *GapError when
+// no healthy watcher covers all roots.
+//
+// The wait is timeout while the watcher shows no progress, renewed each
+// time it does (its count of handled events advances, or the journal
+// grows), up to MaxFenceWait in all: a watcher working through a backlog
+// on a loaded machine is slow, and a slow answer beats a full scan. A
+// watcher that dies, whose heartbeat goes stale, or whose watchdog reports
+// it stalled ends the wait at once with that reason.
 func (j *Journal) Fence(ctx context.Context, roots []string, timeout time.Duration) (Cursor, error) {
 	roots, err := cleanRoots(roots)
 	if err != nil {
@@ -44,14 +51,22 @@ func (j *Journal) Fence(ctx context.Context, roots []string, timeout time.Durati
 	if err := j.placeMarker(names); err != nil {
 		return Cursor{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	start := time.Now()
+	hard := start.Add(max(j.maxFenceWait, timeout))
+	deadline := start.Add(timeout)
+	progressed := func() {
+		if deadline = time.Now().Add(timeout); deadline.After(hard) {
+			deadline = hard
+		}
+	}
+	processed := ws.Processed
 	wait := time.Millisecond
 	lastCheck := time.Now()
 	for {
 		var seq uint64
-		lost := false
+		lost, grew := false, false
 		found, err := tail.poll(func(r Record) bool {
+			grew = true
 			if r.Kind == RecFence && names[r.Path] {
 				seq = r.Seq
 				return true
@@ -86,8 +101,12 @@ func (j *Journal) Fence(ctx context.Context, roots []string, timeout time.Durati
 			}
 			return Cursor{Kind: ws.Kind, Epoch: ws.Epoch, Seq: seq}, nil
 		}
+		if grew {
+			progressed()
+		}
 		if time.Since(lastCheck) > 250*time.Millisecond {
-			// Fail early when the watcher died or restarted meanwhile.
+			// Fail early when the watcher died, restarted or stalled
+			// meanwhile; wait longer while it works.
 			lastCheck = time.Now()
 			now, err := j.healthyWatcher()
 			if err != nil {
@@ -96,14 +115,21 @@ func (j *Journal) Fence(ctx context.Context, roots []string, timeout time.Durati
 			if now.Epoch != ws.Epoch {
 				return Cursor{}, gapf("epoch changed")
 			}
+			if now.Processed != processed {
+				processed = now.Processed
+				progressed()
+			}
+		}
+		if now := time.Now(); !now.Before(deadline) {
+			if now.Before(hard) {
+				return Cursor{}, gapf("fence timeout: the watcher did not record the fence and showed no progress for %v", timeout)
+			}
+			return Cursor{}, gapf("fence timeout: the watcher was still busy and had not recorded the fence after %v", hard.Sub(start).Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return Cursor{}, gapf("fence timeout: the watcher did not record the fence within %v", timeout)
-			}
 			return Cursor{}, ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(min(wait, time.Until(deadline))):
 		}
 		wait = min(wait*2, 20*time.Millisecond)
 	}
@@ -143,6 +169,9 @@ func (j *Journal) healthyWatcher() (*WatcherState, error) {
 	}
 	if !alive {
 		return nil, gapf("watcher not running")
+	}
+	if ws.Stalled != "" {
+		return nil, gapf("watcher stalled: %s", ws.Stalled)
 	}
 	if age := j.now().Sub(ws.Heartbeat); age > heartbeatStale {
 		return nil, gapf("watcher not responding (last heartbeat %v ago)", age.Round(time.Second))

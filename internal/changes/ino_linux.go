@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +25,16 @@ const inoMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_M
 	unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF |
 	unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW | unix.IN_EXCL_UNLINK
 
+// fileMask is what a watch on a multiply-linked file asks for: a watch on
+// a file watches its inode, so it reports writes and metadata changes
+// (link count included) made through any of its names, also names outside
+// the roots, which no directory watch sees.
+const fileMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE
+
 var errWatchLimit = errors.New("inotify watch limit reached")
+
+// inodeKey identifies a watched file.
+type inodeKey struct{ dev, ino uint64 }
 
 // inoSource keeps an inotify watch on every directory below its roots, on
 // every existing ancestor of each root (to notice a root being created,
@@ -33,7 +43,11 @@ type inoSource struct {
 	w    *watcher
 	fd   int
 	file *os.File
+	act  activity
 
+	// mu guards the fields below. The event goroutine holds it while it
+	// handles the events of one read (and the walks they start); the main
+	// loop only tries it (tick), so the heartbeat goes on meanwhile.
 	mu      sync.Mutex
 	roots   []string
 	wds     map[int32]string
@@ -46,10 +60,22 @@ type inoSource struct {
 	// vanished: paths changed (meta or content) that were gone when the
 	// event was read; unless renamed in the same read, the inode is unknown.
 	vanished map[string]bool
-	buf      []byte
+	// files maps the watches on multiply-linked files below the roots to
+	// their inodes, and back. Only such a watch sees a write through a
+	// link outside the roots. (A file that gets its second link outside
+	// the roots is not seen at all: no event reaches a directory watch.)
+	files     map[int32]inodeKey
+	fileWatch map[inodeKey]int32
+	// unwatchable: multiply-linked files that could not be watched
+	// (marked uncovered until removed).
+	unwatchable map[string]bool
+	buf         []byte
+
+	descMu sync.Mutex
+	desc   []FilesystemInfo // the last description, for when mu is busy
 }
 
-func newInoSource(w *watcher, roots []string) (*inoSource, error) {
+func newInoSource(ctx context.Context, w *watcher, roots []string) (*inoSource, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
@@ -57,15 +83,20 @@ func newInoSource(w *watcher, roots []string) (*inoSource, error) {
 	s := &inoSource{
 		w: w, fd: fd, roots: roots, wds: map[int32]string{}, paths: map[string]int32{},
 		rootDev: map[string]uint64{}, limited: map[string]bool{}, rewalk: map[string]bool{}, vanished: map[string]bool{},
-		buf: make([]byte, 256<<10),
+		files: map[int32]inodeKey{}, fileWatch: map[inodeKey]int32{}, unwatchable: map[string]bool{},
+		buf: make([]byte, 256<<10), act: activity{name: "the inotify source"},
 	}
 	if _, err := s.addWatch(w.filt.fencesDir); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("watch %s: %w", w.filt.fencesDir, err)
 	}
 	for _, r := range roots {
-		s.establish(r)
+		s.establish(ctx, r)
 		s.rootDev[r], _ = devOf(nearestExisting(r))
+	}
+	if err := ctx.Err(); err != nil {
+		unix.Close(fd)
+		return nil, err
 	}
 	mounts, err := readMountinfo()
 	if err != nil {
@@ -73,9 +104,12 @@ func newInoSource(w *watcher, roots []string) (*inoSource, error) {
 		return nil, err
 	}
 	s.nested = nestedMounts(mounts, roots, w.l.dir)
+	s.refreshDesc()
 	s.file = os.NewFile(uintptr(fd), "inotify")
 	return s, nil
 }
+
+func (s *inoSource) activity() *activity { return &s.act }
 
 func (s *inoSource) close() {
 	if s.file != nil {
@@ -100,7 +134,7 @@ func (s *inoSource) addWatch(dir string) (int32, error) {
 }
 
 // establish watches a root's existing ancestors and the root's tree.
-func (s *inoSource) establish(root string) {
+func (s *inoSource) establish(ctx context.Context, root string) {
 	for a := filepath.Dir(root); ; a = filepath.Dir(a) {
 		if _, err := s.addWatch(a); err == unix.ENOSPC {
 			s.limitHit(root, a)
@@ -111,7 +145,7 @@ func (s *inoSource) establish(root string) {
 		}
 	}
 	if fi, err := os.Lstat(root); err == nil && fi.IsDir() {
-		if err := s.walk(root, root); err == nil {
+		if err := s.walk(ctx, root, root); err == nil {
 			if s.limited[root] {
 				delete(s.limited, root)
 				s.w.clearUncovered(root)
@@ -122,8 +156,13 @@ func (s *inoSource) establish(root string) {
 
 // walk watches dir and every directory below it, then records each as
 // dirty: changes made before its watch existed were not seen, and listing
-// it after the watch is in place closes that window.
-func (s *inoSource) walk(dir, root string) error {
+// it after the watch is in place closes that window. It stops with ctx's
+// error when ctx is done (the watcher is stopping).
+func (s *inoSource) walk(ctx context.Context, dir, root string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.act.step()
 	if _, err := s.addWatch(dir); err != nil {
 		switch {
 		case err == unix.ENOSPC:
@@ -144,7 +183,7 @@ func (s *inoSource) walk(dir, root string) error {
 		ents, err = f.ReadDir(-1)
 		f.Close()
 		if err == nil {
-			return s.walkEntries(dir, root, ents)
+			return s.walkEntries(ctx, dir, root, ents)
 		}
 	}
 	// Removed (or replaced by a file) since: the parent's event, queued
@@ -156,20 +195,83 @@ func (s *inoSource) walk(dir, root string) error {
 	return nil
 }
 
-func (s *inoSource) walkEntries(dir, root string, ents []os.DirEntry) error {
+func (s *inoSource) walkEntries(ctx context.Context, dir, root string, ents []os.DirEntry) error {
 	for _, e := range ents {
-		if e.IsDir() {
-			p := filepath.Join(dir, e.Name())
-			if within(p, s.w.l.dir) && !within(s.w.filt.fencesDir, p) {
-				continue // the journal's own directories
-			}
-			if err := s.walk(p, root); err != nil {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case within(p, s.w.l.dir) && !within(s.w.filt.fencesDir, p):
+			// the journal's own files and directories
+		case e.IsDir():
+			if err := s.walk(ctx, p, root); err != nil {
 				return err
+			}
+		case e.Type().IsRegular():
+			// A stat per file: only the link count tells which files
+			// need a watch of their own.
+			if _, _, n, regular, err := linkCount(p); err == nil && regular && n > 1 {
+				if err := s.watchFile(p, root); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	s.w.emit(Record{Kind: RecDirty, Path: dir})
 	return nil
+}
+
+// watchFile watches the inode of the multiply-linked file at path (below
+// root), unless it is watched already. The watch is placed through an
+// O_PATH descriptor, so it is on the very inode whose link count was
+// checked even if the name changes meanwhile. It returns errWatchLimit when
+// the watch limit is reached.
+func (s *inoSource) watchFile(path, root string) error {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil // gone meanwhile: an event says so
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink < 2 {
+		return nil
+	}
+	k := inodeKey{st.Dev, st.Ino}
+	if _, ok := s.fileWatch[k]; ok {
+		return nil
+	}
+	wd, err := unix.InotifyAddWatch(s.fd, "/proc/self/fd/"+strconv.Itoa(fd), fileMask)
+	switch {
+	case err == unix.ENOSPC:
+		s.limitHit(root, path)
+		return errWatchLimit
+	case err != nil:
+		// inotify needs read permission on the file. Without a watch,
+		// a write through one of its links outside the roots would go
+		// unseen: backups overlapping it scan fully until it is gone.
+		s.unwatchable[path] = true
+		s.w.setUncovered(path, fmt.Sprintf("inotify cannot watch the hard-linked file %s (%v): changes through its links outside the watched paths would go unseen", path, err))
+		return nil
+	}
+	s.files[int32(wd)] = k
+	s.fileWatch[k] = int32(wd)
+	return nil
+}
+
+// fileEvent handles an event of a file watch: the file changed, through
+// whichever name. It is recorded by inode number, which a backup matches
+// against its records of multiply-linked files; the name may be outside
+// every root, or one a backup of other roots holds.
+func (s *inoSource) fileEvent(k inodeKey, wd int32, mask uint32) {
+	if mask&unix.IN_IGNORED != 0 {
+		// The file is gone (its last link removed) or unmounted.
+		delete(s.files, wd)
+		if s.fileWatch[k] == wd {
+			delete(s.fileWatch, k)
+		}
+		return
+	}
+	if mask&fileMask != 0 {
+		s.w.emit(Record{Kind: RecInode, Text: formatDevIno(k.dev, k.ino)})
+	}
 }
 
 func (s *inoSource) limitHit(root, dir string) {
@@ -204,17 +306,34 @@ func (s *inoSource) run(ctx context.Context) error {
 			}
 			return fmt.Errorf("inotify read: %w", err)
 		}
-		if err := s.process(s.buf[:n]); err != nil {
+		if err := s.process(ctx, s.buf[:n]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *inoSource) process(buf []byte) error {
+// process handles the events of one read. It stops early when ctx is
+// done: the watcher is stopping, and what is not recorded now belongs to
+// an epoch no backup will use.
+func (s *inoSource) process(ctx context.Context, buf []byte) error {
+	s.act.begin("handling inotify events")
+	defer s.act.end()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := parseInotifyEvents(buf, s.handle)
+	err := parseInotifyEvents(buf, func(wd int32, mask uint32, name string) {
+		if ctx.Err() != nil {
+			return
+		}
+		if s.w.opt.beforeEvent != nil {
+			s.w.opt.beforeEvent(KindInotify)
+		}
+		s.act.step()
+		s.handle(ctx, wd, mask, name)
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
 	var roots []string
 	for r := range s.rewalk {
 		roots = append(roots, r)
@@ -223,7 +342,7 @@ func (s *inoSource) process(buf []byte) error {
 	clear(s.rewalk)
 	for _, r := range roots {
 		s.removeTree(r)
-		s.establish(r)
+		s.establish(ctx, r)
 	}
 	gapped := map[string]bool{}
 	for p := range s.vanished {
@@ -235,7 +354,11 @@ func (s *inoSource) process(buf []byte) error {
 	clear(s.vanished)
 	// A fence read in this buffer counts only now: it claims that every
 	// change before it is recorded and every later one will be, which
-	// needs the watches the re-walks above placed.
+	// needs the watches the re-walks above placed, and what produces no
+	// event (mounts, a root on another filesystem) checked.
+	if len(s.fences) > 0 {
+		s.checkLocked(ctx)
+	}
 	for _, f := range s.fences {
 		s.w.sawFence(f, srcInotify)
 	}
@@ -279,9 +402,13 @@ func inoOps(mask uint32) op {
 	return o
 }
 
-func (s *inoSource) handle(wd int32, mask uint32, name string) {
+func (s *inoSource) handle(ctx context.Context, wd int32, mask uint32, name string) {
 	if mask&unix.IN_Q_OVERFLOW != 0 {
 		s.w.gap("", "overflow")
+		return
+	}
+	if k, ok := s.files[wd]; ok {
+		s.fileEvent(k, wd, mask)
 		return
 	}
 	dir, ok := s.wds[wd]
@@ -326,7 +453,7 @@ func (s *inoSource) handle(wd int32, mask uint32, name string) {
 	}
 	if v.tree != "" {
 		if r, ok := rootOf(v.tree, s.roots); ok {
-			_ = s.walk(v.tree, r)
+			_ = s.walk(ctx, v.tree, r)
 		}
 	}
 	if !isDir && mask&unix.IN_MOVED_FROM != 0 {
@@ -334,12 +461,25 @@ func (s *inoSource) handle(wd int32, mask uint32, name string) {
 		// new name, so a change noted under the old one is not lost.
 		delete(s.vanished, p)
 	}
+	if !isDir && o&opRemove != 0 && s.unwatchable[p] {
+		delete(s.unwatchable, p)
+		s.w.clearUncovered(p)
+	}
 	if v.linkCheck != "" {
 		dev, ino, n, regular, err := linkCount(v.linkCheck)
 		switch {
 		case err == nil && regular:
 			if n > 1 {
-				s.w.emit(Record{Kind: RecInode, Path: v.linkCheck, Text: formatDevIno(dev, ino)})
+				// A name made for a file with other links is link(2):
+				// its link count rose (see RecLinkAdded).
+				kind := RecInode
+				if mask&unix.IN_CREATE != 0 {
+					kind = RecLinkAdded
+				}
+				s.w.emit(Record{Kind: kind, Path: v.linkCheck, Text: formatDevIno(dev, ino)})
+				if r, ok := rootOf(v.linkCheck, s.roots); ok {
+					_ = s.watchFile(v.linkCheck, r)
+				}
 			}
 		case o&(opMeta|opContent) != 0:
 			// The name no longer leads to the file that changed: it was
@@ -357,12 +497,27 @@ func (s *inoSource) handle(wd int32, mask uint32, name string) {
 	}
 }
 
-// check notices what inotify does not report: a root now on another
+// tick does the periodic work the main loop asks for: on a heartbeat, the
+// checks. It never waits for the lock: while the event goroutine holds
+// it, the check waits for the next heartbeat (a fence does it anyway).
+func (s *inoSource) tick(ctx context.Context, heartbeat bool) {
+	if !heartbeat {
+		return
+	}
+	// TryLock, not Lock: the main loop must keep its heartbeat and notice
+	// a stop however long a walk takes.
+	if !s.mu.TryLock() {
+		return
+	}
+	defer s.mu.Unlock()
+	s.checkLocked(ctx)
+}
+
+// checkLocked notices what inotify does not report: a root now on another
 // filesystem, filesystems mounted or unmounted inside roots; and retries
 // roots that hit the watch limit.
-func (s *inoSource) check() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *inoSource) checkLocked(ctx context.Context) {
+	defer s.refreshDesc()
 	for _, r := range s.roots {
 		dev, err := devOf(nearestExisting(r))
 		if err != nil || dev == s.rootDev[r] {
@@ -371,11 +526,11 @@ func (s *inoSource) check() {
 		s.w.gap(r, "filesystem changed at "+r)
 		s.rootDev[r] = dev
 		s.removeTree(r)
-		s.establish(r)
+		s.establish(ctx, r)
 	}
 	for r := range s.limited {
 		s.removeTree(r)
-		s.establish(r)
+		s.establish(ctx, r)
 	}
 	mounts, err := readMountinfo()
 	if err != nil {
@@ -391,18 +546,16 @@ func (s *inoSource) check() {
 		s.removeTree(mp)
 		if r, ok := rootOf(mp, s.roots); ok {
 			if fi, err := os.Lstat(mp); err == nil && fi.IsDir() {
-				_ = s.walk(mp, r)
+				_ = s.walk(ctx, mp, r)
 			}
 		}
 	}
 	s.nested = nested
 }
 
-func (s *inoSource) settle(bool) {}
-
-func (s *inoSource) describe(ws *WatcherState) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// refreshDesc rebuilds the description describe hands out; mu is held.
+func (s *inoSource) refreshDesc() {
+	var out []FilesystemInfo
 	byDev := map[uint64]*FilesystemInfo{}
 	var devs []uint64
 	for _, r := range s.roots {
@@ -422,6 +575,22 @@ func (s *inoSource) describe(ws *WatcherState) {
 				f.Watches++
 			}
 		}
-		ws.Filesystems = append(ws.Filesystems, *f)
+		for k := range s.fileWatch {
+			if k.dev == f.Dev {
+				f.Watches++
+			}
+		}
+		out = append(out, *f)
 	}
+	s.descMu.Lock()
+	s.desc = out
+	s.descMu.Unlock()
+}
+
+// describe adds the watched filesystems to ws, as last refreshed (at
+// start and at every check).
+func (s *inoSource) describe(ws *WatcherState) {
+	s.descMu.Lock()
+	defer s.descMu.Unlock()
+	ws.Filesystems = append(ws.Filesystems, s.desc...)
 }

@@ -20,6 +20,9 @@ type Journal struct {
 	l layout
 	// now is time.Now, replaceable in tests.
 	now func() time.Time
+	// maxFenceWait bounds a fence's wait for a watcher that makes
+	// progress (MaxFenceWait; tests shorten it).
+	maxFenceWait time.Duration
 }
 
 // OpenJournal opens the journal in stateDir for reading. The directory need
@@ -32,7 +35,7 @@ func OpenJournal(stateDir string) (*Journal, error) {
 	if dir, err := resolveExisting(abs); err == nil {
 		abs = dir
 	}
-	return &Journal{l: layout{abs}, now: time.Now}, nil
+	return &Journal{l: layout{abs}, now: time.Now, maxFenceWait: MaxFenceWait}, nil
 }
 
 // StateDir returns the journal's state directory.
@@ -124,15 +127,30 @@ func (d *deltaBuilder) add(r Record) error {
 		if underAny(r.Path, d.roots) {
 			d.trees[r.Path] = struct{}{}
 		}
-	case RecInode:
+	case RecInode, RecLinkAdded:
 		in := Inode{Path: r.Path}
 		if r.Text != "" {
 			in.Dev, in.Ino, _ = parseDevIno(r.Text) // validated on decode
 		}
-		// An inode known only by number may have a link below a root.
-		if r.Path == "" || underAny(r.Path, d.roots) {
-			d.inodes[in] = struct{}{}
+		switch {
+		case r.Path != "" && underAny(r.Path, d.roots):
+			// A link inside: its directory is listed, which finds the
+			// rest.
+		case in.Ino == 0:
+			// Known by a path outside these roots alone: that path's
+			// own records (its directory, its other links' events)
+			// carry what concerns these roots.
+			return nil
+		default:
+			// A link outside these roots (perhaps inside the roots of
+			// another backup set): another link of the inode may be
+			// inside, which only its number can find.
+			in.Path = ""
+			if r.Kind == RecLinkAdded {
+				in.LinkAdded, in.Outside = true, r.Path
+			}
 		}
+		d.inodes[in] = struct{}{}
 	}
 	return nil
 }
@@ -275,8 +293,11 @@ type Status struct {
 	Watcher *WatcherState `json:"watcher,omitempty"`
 	// Alive: a watcher holds the lock of the state directory.
 	Alive bool `json:"alive"`
-	// Fresh: Alive and its heartbeat is recent.
+	// Fresh: Alive, its heartbeat is recent and it is not stalled.
 	Fresh bool `json:"fresh"`
+	// Stalled: Alive, and its watchdog says what it is stuck on (the
+	// reason is Watcher.Stalled).
+	Stalled bool `json:"stalled,omitempty"`
 	// Epoch and LastSeq are the current journal position.
 	Epoch   string `json:"epoch,omitempty"`
 	LastSeq uint64 `json:"last_seq"`
@@ -333,7 +354,8 @@ func (j *Journal) Status() (Status, error) {
 		return st, fmt.Errorf("journal status: %w", err)
 	}
 	st.Alive = alive
-	st.Fresh = alive && j.now().Sub(ws.Heartbeat) < heartbeatStale
+	st.Stalled = alive && ws.Stalled != ""
+	st.Fresh = alive && !st.Stalled && j.now().Sub(ws.Heartbeat) < heartbeatStale
 	sets, err := readSets(j.l)
 	if err != nil {
 		return st, fmt.Errorf("journal status: %w", err)

@@ -108,6 +108,38 @@ func TestSince(t *testing.T) {
 	}
 }
 
+// Inode records outside the requested roots: a link elsewhere (another
+// backup set's roots, or outside every root) of a file that may also be
+// inside is kept by number, and a link added there says so.
+func TestSinceInodesOutsideRoots(t *testing.T) {
+	roots := []string{"/w"}
+	f := newFakeJournal(t, roots, 0)
+	c1 := f.fence()
+	f.write(
+		Record{Kind: RecInode, Path: "/w/b/y", Text: "1:10"},         // content, through another set's link
+		Record{Kind: RecLinkAdded, Path: "/w/b/z", Text: "1:11"},     // a link made in another set
+		Record{Kind: RecLinkAdded, Path: "/out/xlink", Text: "1:12"}, // a link made outside every root
+		Record{Kind: RecLinkAdded, Text: "1:13"},                     // path not verified
+		Record{Kind: RecLinkAdded, Path: "/w/a/x", Text: "1:14"},     // inside: listed by path
+		Record{Kind: RecInode, Path: "/w/b/gone"},                    // removed elsewhere, no number
+	)
+	c2 := f.fence()
+	d, err := f.j.Since(c1, c2, []string{"/w/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Inode{
+		{Dev: 1, Ino: 10},
+		{Dev: 1, Ino: 11, LinkAdded: true, Outside: "/w/b/z"},
+		{Dev: 1, Ino: 12, LinkAdded: true, Outside: "/out/xlink"},
+		{Dev: 1, Ino: 13, LinkAdded: true},
+		{Path: "/w/a/x", Dev: 1, Ino: 14},
+	}
+	if !reflect.DeepEqual(d.Inodes, want) {
+		t.Errorf("got %+v\nwant %+v", d.Inodes, want)
+	}
+}
+
 func TestSinceGapRules(t *testing.T) {
 	roots := []string{"/r"}
 	gapErr := func(reason string) func(*testing.T, error) {

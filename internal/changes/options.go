@@ -1,5 +1,7 @@
 package changes
 
+import "time"
+
 // WatchOptions configure Watch.
 type WatchOptions struct {
 	// Log receives what the watcher does and why (nil: silent).
@@ -18,6 +20,11 @@ type WatchOptions struct {
 	// beforeRead, if set, is called before each read of an event queue
 	// (tests block in it to let the kernel queue overflow).
 	beforeRead func(source string)
+	// beforeEvent, if set, is called before each event is handled, in the
+	// event goroutine (tests slow it down or make it hang).
+	beforeEvent func(source string)
+	// stallAfter replaces the watchdog's limit (tests).
+	stallAfter time.Duration
 	// ready, if set, is called once the watcher records changes.
 	ready func()
 }

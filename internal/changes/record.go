@@ -31,6 +31,12 @@ const (
 	// RecGap: changes below Path (every path when empty) may be missing;
 	// Text is the reason.
 	RecGap RecordKind = 6
+	// RecLinkAdded: a hard link to the inode Text ("dev:ino") was made,
+	// at Path (may be empty when it could not be verified). The inode's
+	// link count rose, so a link elsewhere that was its only one until
+	// now changed too: unlike RecInode, records of multiply-linked files
+	// cannot rule it out.
+	RecLinkAdded RecordKind = 7
 )
 
 func (k RecordKind) String() string {
@@ -47,6 +53,8 @@ func (k RecordKind) String() string {
 		return "fence"
 	case RecGap:
 		return "gap"
+	case RecLinkAdded:
+		return "link added"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -203,6 +211,15 @@ func (r Record) validate() error {
 			if _, _, err := parseDevIno(r.Text); err != nil {
 				return err
 			}
+		}
+	case RecLinkAdded:
+		if r.Path != "" {
+			if err := absPath(); err != nil {
+				return err
+			}
+		}
+		if _, _, err := parseDevIno(r.Text); err != nil {
+			return err
 		}
 	case RecFence:
 		if !validFenceName(r.Path) {

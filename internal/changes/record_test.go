@@ -15,6 +15,8 @@ func TestRecordRoundTrip(t *testing.T) {
 		{Seq: 4, Kind: RecInode, Time: tm, Path: "/x/y", Text: "65024:12"},
 		{Seq: 5, Kind: RecInode, Time: tm, Text: "1:2"},
 		{Seq: 6, Kind: RecFence, Time: tm, Path: "0123abcd"},
+		{Seq: 6, Kind: RecLinkAdded, Time: tm, Path: "/out/link", Text: "65024:13"},
+		{Seq: 6, Kind: RecLinkAdded, Time: tm, Text: "65024:14"},
 		{Seq: 7, Kind: RecGap, Time: tm, Text: "overflow"},
 		{Seq: 1 << 60, Kind: RecGap, Time: tm, Path: "/mnt", Text: "filesystem unmounted: /mnt"},
 	}
@@ -67,6 +69,8 @@ func TestDecodeRecordErrors(t *testing.T) {
 		{"gap without reason", bad(Record{Seq: 1, Kind: RecGap}), errCorruptRecord},
 		{"empty inode", bad(Record{Seq: 1, Kind: RecInode}), errCorruptRecord},
 		{"bad inode number", bad(Record{Seq: 1, Kind: RecInode, Text: "12"}), errCorruptRecord},
+		{"link added without number", bad(Record{Seq: 1, Kind: RecLinkAdded, Path: "/a"}), errCorruptRecord},
+		{"link added, relative path", bad(Record{Seq: 1, Kind: RecLinkAdded, Path: "a", Text: "1:2"}), errCorruptRecord},
 		{"NUL in path", bad(Record{Seq: 1, Kind: RecDirty, Path: "/a\x00b"}), errCorruptRecord},
 		{"start with path", bad(Record{Seq: 1, Kind: RecStart, Path: "/a"}), errCorruptRecord},
 	} {

@@ -47,12 +47,19 @@ type Source interface {
 	Release(set string, c Cursor) error
 }
 
-// DefaultFenceTimeout bounds the wait for the watcher to record a fence; a
-// healthy watcher answers within its flush interval.
+// DefaultFenceTimeout bounds the wait for the watcher to record a fence
+// while it shows no progress; an idle healthy watcher answers within its
+// flush interval. A watcher that makes progress (a loaded machine, a
+// backlog of events) is waited for up to MaxFenceWait.
 const DefaultFenceTimeout = 10 * time.Second
 
+// MaxFenceWait bounds the wait for a fence in all, however busy the
+// watcher is.
+const MaxFenceWait = 5 * time.Minute
+
 // JournalSource returns the watcher's journal as a Source; fenceTimeout
-// bounds the wait for the watcher to record a fence.
+// bounds the wait for the watcher to record a fence while it shows no
+// progress (see Journal.Fence).
 func JournalSource(j *Journal, fenceTimeout time.Duration) Source {
 	return journalSource{j: j, timeout: fenceTimeout}
 }

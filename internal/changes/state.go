@@ -24,6 +24,15 @@ type WatcherState struct {
 	// changes are currently not recorded; Fence refuses roots overlapping
 	// them.
 	Uncovered []Uncovered `json:"uncovered,omitempty"`
+	// Stalled says what part of the watcher has been stuck, and on what
+	// (empty when nothing is). The watcher's watchdog writes it, apart
+	// from the loop that writes the heartbeat, so a stall is known before
+	// the heartbeat ages; Fence fails at once with it.
+	Stalled string `json:"stalled,omitempty"`
+	// Processed counts the events handled and directories walked so far.
+	// A fence waits longer for a watcher whose count advances: it is slow
+	// (a loaded machine, a backlog of events), not stuck.
+	Processed uint64 `json:"processed"`
 }
 
 // FilesystemInfo describes one watched filesystem.

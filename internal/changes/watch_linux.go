@@ -29,18 +29,22 @@ const (
 	srcInotify
 )
 
-// source is an event queue feeding the journal.
+// source is an event queue feeding the journal. Its events are handled by
+// run's goroutine alone; before it reports a fence (sawFence) it checks
+// what produces no events (mounts, unmounts, watch limits) and records
+// what it deferred, so the fence record follows all of it.
 type source interface {
 	// run reads events until ctx is done or the queue fails.
 	run(ctx context.Context) error
-	// check verifies what produces no events (mounts, unmounts, watch
-	// limits) and records what it finds. Called before every fence.
-	check()
-	// settle records what the source deferred for long enough (all of it
-	// when all is set); called before every periodic journal write.
-	settle(all bool)
-	// describe adds the source's filesystems to the state file.
+	// tick does periodic work (deferred records; on a heartbeat, the
+	// checks). Called by the main loop, it never waits for the event
+	// goroutine: a busy source skips it.
+	tick(ctx context.Context, heartbeat bool)
+	// describe adds the source's filesystems to the state file, without
+	// waiting for the event goroutine.
 	describe(ws *WatcherState)
+	// activity is what the source tells the watchdog.
+	activity() *activity
 	close()
 }
 
@@ -65,6 +69,14 @@ type watcher struct {
 	ready     []string
 	uncovered map[string]Uncovered
 	wake      chan struct{}
+
+	// loopAct is the main loop's activity, for the watchdog.
+	loopAct activity
+	// stateMu serializes writes of watcher.json (main loop, watchdog)
+	// and guards the fields below.
+	stateMu   sync.Mutex
+	lastState WatcherState
+	stalled   string
 }
 
 type fenceWait struct {
@@ -115,6 +127,7 @@ func Watch(ctx context.Context, stateDir string, roots []string, opt WatchOption
 		opt: opt, logf: logf, l: l, roots: roots, filt: newFilter(roots, stateDir),
 		epoch: hex.EncodeToString(rnd[:]), started: time.Now().UTC(),
 		fenceSeen: map[string]fenceWait{}, uncovered: map[string]Uncovered{}, wake: make(chan struct{}, 1),
+		loopAct: activity{name: "the watcher's main loop"},
 	}
 	if err := w.prepareDirs(); err != nil {
 		return fmt.Errorf("watch: %w", err)
@@ -135,7 +148,7 @@ func Watch(ctx context.Context, stateDir string, roots []string, opt WatchOption
 	}
 	w.emit(Record{Kind: RecStart, Text: fmt.Sprintf("tidemark watcher pid %d", os.Getpid())})
 
-	sources, err := w.setupSources()
+	sources, err := w.setupSources(ctx)
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
@@ -194,7 +207,7 @@ func (w *watcher) prepareDirs() error {
 
 // setupSources prefers fanotify and falls back to inotify for what it
 // cannot watch.
-func (w *watcher) setupSources() ([]source, error) {
+func (w *watcher) setupSources(ctx context.Context) ([]source, error) {
 	var sources []source
 	inoRoots := w.roots
 	var fanErr error
@@ -214,7 +227,7 @@ func (w *watcher) setupSources() ([]source, error) {
 		}
 	}
 	if len(inoRoots) > 0 {
-		ino, err := newInoSource(w, inoRoots)
+		ino, err := newInoSource(ctx, w, inoRoots)
 		if err != nil {
 			if len(sources) == 0 {
 				return nil, fmt.Errorf("%s; inotify: %w", w.reason, err)
@@ -235,6 +248,11 @@ func (w *watcher) setupSources() ([]source, error) {
 	return sources, nil
 }
 
+// stopWait bounds how long a stopping watcher waits for its sources and
+// watchdog: a source stuck in a system call that never returns (a dead
+// network filesystem) must not keep the process from exiting.
+const stopWait = 1500 * time.Millisecond
+
 func (w *watcher) loop(ctx context.Context, sources []source) error {
 	errc := make(chan error, len(sources))
 	var wg sync.WaitGroup
@@ -248,12 +266,26 @@ func (w *watcher) loop(ctx context.Context, sources []source) error {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.watchdog(runCtx, sources)
+	}()
 	defer func() {
 		stop()
 		for _, s := range sources {
 			s.close()
 		}
-		wg.Wait()
+		done := make(chan struct{})
+		go func() {
+			wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(stopWait):
+			w.logf("stopping without waiting for a change source still busy in a system call")
+		}
 	}()
 	if w.opt.ready != nil {
 		w.opt.ready()
@@ -262,6 +294,8 @@ func (w *watcher) loop(ctx context.Context, sources []source) error {
 	defer flushT.Stop()
 	beatT := time.NewTicker(heartbeatInterval)
 	defer beatT.Stop()
+	// Every case marks what it does for the watchdog; what the loop
+	// waits for in the select is not work.
 	for {
 		select {
 		case <-ctx.Done():
@@ -272,19 +306,20 @@ func (w *watcher) loop(ctx context.Context, sources []source) error {
 			_ = w.flush()
 			return fmt.Errorf("watch: %w", err)
 		case <-flushT.C:
+			w.loopAct.begin("writing the journal")
 			for _, s := range sources {
-				s.settle(false)
+				s.tick(runCtx, false)
 			}
-			if err := w.flush(); err != nil {
+			err := w.flush()
+			w.loopAct.end()
+			if err != nil {
 				return fmt.Errorf("watch: %w", err)
 			}
 		case <-w.wake:
+			w.loopAct.begin("recording a fence")
+			// Each source checked what produces no event (a mount, a
+			// lost mark) before it reported the fence.
 			if names := w.takeReady(); len(names) > 0 {
-				// What produces no event (a mount, a lost mark) must be
-				// recorded before the fence that claims completeness.
-				for _, s := range sources {
-					s.check()
-				}
 				for _, d := range w.stateDirs {
 					w.emit(Record{Kind: RecDirty, Path: d})
 				}
@@ -297,22 +332,87 @@ func (w *watcher) loop(ctx context.Context, sources []source) error {
 					w.emit(Record{Kind: RecFence, Path: n})
 				}
 			}
-			if err := w.flush(); err != nil {
+			err := w.flush()
+			w.loopAct.end()
+			if err != nil {
 				return fmt.Errorf("watch: %w", err)
 			}
 		case <-beatT.C:
+			w.loopAct.begin("writing its heartbeat")
 			for _, s := range sources {
-				s.check()
+				s.tick(runCtx, true)
 			}
-			if err := w.flush(); err != nil {
+			err := w.flush()
+			if err == nil {
+				w.expireFences()
+				if err := w.writeState(sources); err != nil {
+					w.logf("heartbeat: %v", err)
+				}
+			}
+			w.loopAct.end()
+			if err != nil {
 				return fmt.Errorf("watch: %w", err)
-			}
-			w.expireFences()
-			if err := w.writeState(sources); err != nil {
-				w.logf("heartbeat: %v", err)
 			}
 		}
 	}
+}
+
+// watchdog checks once a second that the main loop and every source make
+// progress. It runs apart from them, so that when one is stuck (the
+// heartbeat stops, or an event takes forever) watcher.json says so at
+// once: `journal status` shows it and a backup's fence fails with that
+// reason instead of waiting for the heartbeat to age.
+func (w *watcher) watchdog(ctx context.Context, sources []source) {
+	after := w.opt.stallAfter
+	if after <= 0 {
+		after = stallAfter
+	}
+	d := newWatchdog(after)
+	acts := []*activity{&w.loopAct}
+	for _, s := range sources {
+		acts = append(acts, s.activity())
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		reason := d.check(time.Now(), acts)
+		w.stateMu.Lock()
+		changed := reason != w.stalled
+		w.stalled = reason
+		// While stalled the main loop may not write at all: refresh the
+		// file now and then so its event count stays current.
+		write := changed || reason != "" && time.Since(last) >= heartbeatInterval
+		w.stateMu.Unlock()
+		if changed {
+			if reason != "" {
+				w.logf("stalled: %s", reason)
+			} else {
+				w.logf("no longer stalled")
+			}
+		}
+		if write {
+			last = time.Now()
+			if err := w.rewriteState(sources); err != nil {
+				w.logf("watchdog: %v", err)
+			}
+		}
+	}
+}
+
+// processed sums the steps of the sources: events handled and directories
+// walked so far.
+func processed(sources []source) uint64 {
+	var n uint64
+	for _, s := range sources {
+		n += s.activity().steps.Load()
+	}
+	return n
 }
 
 // emit adds records to the current batch.
@@ -445,6 +545,25 @@ func (w *watcher) writeState(sources []source) error {
 	for _, s := range sources {
 		s.describe(&ws)
 	}
+	w.stateMu.Lock()
+	defer w.stateMu.Unlock()
+	ws.Stalled, ws.Processed = w.stalled, processed(sources)
+	w.lastState = ws
+	return writeJSONAtomic(w.l.watcher(), ws, false)
+}
+
+// rewriteState writes the last state again with the watchdog's verdict and
+// the current event count, keeping the main loop's heartbeat time: the
+// heartbeat says when the loop last ran, not that the process lives.
+func (w *watcher) rewriteState(sources []source) error {
+	w.stateMu.Lock()
+	defer w.stateMu.Unlock()
+	if w.lastState.Epoch == "" {
+		return nil // not written yet
+	}
+	ws := w.lastState
+	ws.Stalled, ws.Processed = w.stalled, processed(sources)
+	w.lastState = ws
 	return writeJSONAtomic(w.l.watcher(), ws, false)
 }
 

@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -601,25 +603,110 @@ func TestStateDirInsideRoot(t *testing.T) {
 	})
 }
 
+// TestHardLinkOutsideRoot: changes to a file through a link outside the
+// roots, which no directory below a root sees, are reported by inode
+// number; fanotify sees them on the inode, inotify through a watch on each
+// multiply-linked file.
 func TestHardLinkOutsideRoot(t *testing.T) {
+	sources(t, func(t *testing.T, opt WatchOptions, kind string) {
+		base := realTemp(t)
+		root := filepath.Join(base, "root")
+		state := filepath.Join(base, "state")
+		in := filepath.Join(root, "d", "in")
+		link := filepath.Join(base, "out", "link")
+		writeFile(t, in, "x")
+		must(t, os.MkdirAll(filepath.Join(base, "out"), 0o755))
+		must(t, os.Link(in, link))
+		var st unix.Stat_t
+		must(t, unix.Stat(in, &st))
+		byNumber := func(d Delta) bool {
+			return slices.ContainsFunc(d.Inodes, func(in Inode) bool { return in.Dev == st.Dev && in.Ino == st.Ino })
+		}
+		startWatcher(t, state, []string{root}, opt)
+		j, err := OpenJournal(state)
+		must(t, err)
+		c := fence(t, j, []string{root})
+		for _, change := range []struct {
+			name string
+			do   func() error
+		}{
+			{"chmod", func() error { return os.Chmod(link, 0o600) }},
+			{"append", func() error {
+				f, err := os.OpenFile(link, os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					return err
+				}
+				f.WriteString("more")
+				return f.Close()
+			}},
+			{"another link outside", func() error { return os.Link(link, link+"2") }},
+			{"that link removed", func() error { return os.Remove(link + "2") }},
+		} {
+			must(t, change.do())
+			next := fence(t, j, []string{root})
+			d, err := j.Since(c, next, []string{root})
+			must(t, err)
+			if !byNumber(d) {
+				t.Errorf("%s through an outside link not reported by inode number: %+v", change.name, d)
+			}
+			c = next
+		}
+	})
+}
+
+// TestLinkAddedOutsideRoot is defect 4: `ln root/d2/x out/xlink` makes x
+// hard-linked, and a backup of root must learn of it (fanotify; inotify
+// cannot see it, a known gap). The kernel reports FAN_ATTRIB with only the
+// file's handle, which resolves to the new name, and FAN_CREATE in out.
+func TestLinkAddedOutsideRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("fanotify filesystem marks need root (CAP_SYS_ADMIN)")
+	}
 	base := realTemp(t)
 	root := filepath.Join(base, "root")
 	state := filepath.Join(base, "state")
-	writeFile(t, filepath.Join(root, "d", "in"), "x")
+	x := filepath.Join(root, "d2", "x")
+	writeFile(t, x, "x")
 	must(t, os.MkdirAll(filepath.Join(base, "out"), 0o755))
-	must(t, os.Link(filepath.Join(root, "d", "in"), filepath.Join(base, "out", "link")))
 	var st unix.Stat_t
-	must(t, unix.Stat(filepath.Join(root, "d", "in"), &st))
+	must(t, unix.Stat(x, &st))
 	startWatcher(t, state, []string{root}, WatchOptions{})
 	j, err := OpenJournal(state)
 	must(t, err)
 	c1 := fence(t, j, []string{root})
-	must(t, os.Chmod(filepath.Join(base, "out", "link"), 0o600))
+	if c1.Kind != KindFanotify {
+		t.Skipf("watcher uses %s", c1.Kind)
+	}
+	must(t, os.Link(x, filepath.Join(base, "out", "xlink")))
 	c2 := fence(t, j, []string{root})
 	d, err := j.Since(c1, c2, []string{root})
 	must(t, err)
-	if !slices.ContainsFunc(d.Inodes, func(in Inode) bool { return in.Dev == st.Dev && in.Ino == st.Ino }) {
-		t.Errorf("change through an outside link not reported by inode number: %+v", d)
+	found := slices.ContainsFunc(d.Inodes, func(in Inode) bool {
+		if in.Path == x {
+			return true // resolved to the name inside: listed, and the backup sees the link count
+		}
+		return in.Dev == st.Dev && in.Ino == st.Ino && in.LinkAdded
+	})
+	if !found {
+		t.Fatalf("a link added outside the root is not reported: %+v", d)
+	}
+	// Publishing a file by link and unlink outside the roots (what
+	// repositories and editors do) leaves nothing for a backup of root to
+	// act on, even when a fence comes in between.
+	tmp := filepath.Join(base, "out", "tmp")
+	writeFile(t, tmp, "y")
+	must(t, os.Link(tmp, filepath.Join(base, "out", "final")))
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		os.Remove(tmp)
+	}()
+	c3 := fence(t, j, []string{root})
+	d, err = j.Since(c2, c3, []string{root})
+	must(t, err)
+	for _, in := range d.Inodes {
+		if in.LinkAdded {
+			t.Errorf("a link added and removed outside, reported: %+v", d)
+		}
 	}
 }
 
@@ -674,4 +761,274 @@ func TestMountInsideRoot(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestWatcherStopsUnderChurn stops a fanotify watcher while it works
+// through a backlog of events in directories deeper than PATH_MAX, amid
+// directories renamed (which empties the path cache), removed and made
+// again: it must exit within a second or two, however much is queued.
+func TestWatcherStopsUnderChurn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("fanotify filesystem marks need root (CAP_SYS_ADMIN)")
+	}
+	base := realTemp(t)
+	root := filepath.Join(base, "root")
+	out := filepath.Join(base, "out")
+	must(t, os.MkdirAll(root, 0o755))
+	must(t, os.MkdirAll(out, 0o755))
+	top, _ := deepDir(t, root, 20)
+	const leaves = 1500
+	for i := 0; i < leaves; i++ {
+		must(t, unix.Mkdirat(top, fmt.Sprintf("l%04d", i), 0o755))
+	}
+	p := newPauser()
+	w := startWatcher(t, filepath.Join(base, "state"), []string{root}, WatchOptions{beforeRead: p.hook})
+	j, err := OpenJournal(filepath.Join(base, "state"))
+	must(t, err)
+	if c := fence(t, j, []string{root}); c.Kind != KindFanotify {
+		t.Skipf("watcher uses %s", c.Kind)
+	}
+	p.pause()
+	writeFile(t, filepath.Join(root, "wake"), "x")
+	<-p.blocked
+	// A backlog: each event in another deep directory, each followed by
+	// a directory rename; directories removed and made again.
+	for i := 0; i < 4000; i++ {
+		leaf := fmt.Sprintf("l%04d", i%leaves)
+		if fd, err := unix.Openat(top, leaf+"/f"+strconv.Itoa(i), unix.O_WRONLY|unix.O_CREAT, 0o644); err == nil {
+			unix.Close(fd)
+		}
+		a, b := filepath.Join(root, "ra"), filepath.Join(out, "rb")
+		if i%2 == 0 {
+			os.MkdirAll(a, 0o755)
+			os.Rename(a, b)
+		} else {
+			os.Rename(b, a)
+		}
+		if i%50 == 0 {
+			os.RemoveAll(filepath.Join(root, "rc"))
+			os.MkdirAll(filepath.Join(root, "rc", "sub", "sub"), 0o755)
+			unix.Unlinkat(top, leaf, unix.AT_REMOVEDIR)
+		}
+	}
+	p.unpause()
+	time.Sleep(500 * time.Millisecond) // deep in the backlog
+	start := time.Now()
+	w.stop()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the watcher took %v to stop", d)
+	} else {
+		t.Logf("stopped in %v", d)
+	}
+}
+
+// TestWatchdogReportsStall makes event handling hang (as a system call on
+// a dead filesystem would): the watchdog says so in the status, a fence
+// fails at once with that reason instead of waiting, and the watcher still
+// stops promptly.
+func TestWatchdogReportsStall(t *testing.T) {
+	sources(t, func(t *testing.T, opt WatchOptions, kind string) {
+		base := realTemp(t)
+		root := filepath.Join(base, "root")
+		state := filepath.Join(base, "state")
+		must(t, os.MkdirAll(root, 0o755))
+		var armed atomic.Bool
+		release := make(chan struct{})
+		defer close(release)
+		opt.beforeEvent = func(string) {
+			if armed.Load() {
+				<-release
+			}
+		}
+		opt.stallAfter = time.Second
+		w := startWatcher(t, state, []string{root}, opt)
+		j, err := OpenJournal(state)
+		must(t, err)
+		fence(t, j, []string{root})
+		armed.Store(true)
+		writeFile(t, filepath.Join(root, "f"), "x")
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st, err := j.Status()
+			must(t, err)
+			if st.Stalled {
+				if !strings.Contains(st.Watcher.Stalled, kind+" source stuck") || st.Fresh {
+					t.Fatalf("status: %+v", st.Watcher)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no stall reported: %+v", st.Watcher)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		start := time.Now()
+		_, err = j.Fence(context.Background(), []string{root}, time.Minute)
+		wantGap(t, err, "watcher stalled: the "+kind+" source stuck")
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("the fence took %v to fail", d)
+		}
+		start = time.Now()
+		w.stop()
+		if d := time.Since(start); d > stopWait+time.Second {
+			t.Errorf("the watcher took %v to stop", d)
+		}
+	})
+}
+
+// TestChurnRecordsNoGap deletes and creates directories and files as fast
+// as it can, so that inode numbers are reused while the watcher opens
+// handles of the deleted ones (ext4 then answers ENOMEM, not ESTALE, for
+// a moment): the record must stay whole.
+func TestChurnRecordsNoGap(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("fanotify filesystem marks need root (CAP_SYS_ADMIN)")
+	}
+	base := realTemp(t)
+	root := filepath.Join(base, "root")
+	out := filepath.Join(base, "out")
+	must(t, os.MkdirAll(root, 0o755))
+	must(t, os.MkdirAll(out, 0o755))
+	state := filepath.Join(base, "state")
+	startWatcher(t, state, []string{root}, WatchOptions{})
+	j, err := OpenJournal(state)
+	must(t, err)
+	c1 := fence(t, j, []string{root})
+	if c1.Kind != KindFanotify {
+		t.Skipf("watcher uses %s", c1.Kind)
+	}
+	stop := time.Now().Add(4 * time.Second)
+	var wg sync.WaitGroup
+	for g := 0; g < 3; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				d := filepath.Join(root, fmt.Sprintf("g%d-%d", g, i%3))
+				os.MkdirAll(filepath.Join(d, "a", "b"), 0o755)
+				os.WriteFile(filepath.Join(d, "a", "b", "f"), []byte("x"), 0o644)
+				tmp := filepath.Join(out, fmt.Sprintf("g%d", g))
+				os.Rename(d, tmp)
+				os.WriteFile(filepath.Join(tmp, "a", "f"), []byte("y"), 0o644)
+				os.Rename(tmp, d)
+				if i%2 == 0 {
+					os.RemoveAll(d)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c2 := fence(t, j, []string{root})
+	if _, err := j.Since(c1, c2, []string{root}); err != nil && !strings.Contains(err.Error(), "overflow") {
+		t.Fatalf("after churn: %v", err)
+	}
+}
+
+// TestFenceWaitsForBusyWatcher: a watcher working through a backlog (a
+// loaded machine) is waited for beyond the fence timeout while it makes
+// progress, up to the overall bound; one that makes none ends the wait.
+func TestFenceWaitsForBusyWatcher(t *testing.T) {
+	sources(t, func(t *testing.T, opt WatchOptions, kind string) {
+		base := realTemp(t)
+		root := filepath.Join(base, "root")
+		state := filepath.Join(base, "state")
+		must(t, os.MkdirAll(filepath.Join(root, "many"), 0o755))
+		var slow atomic.Bool
+		opt.beforeEvent = func(string) {
+			if slow.Load() {
+				time.Sleep(3 * time.Millisecond)
+			}
+		}
+		var cur atomic.Pointer[pauser]
+		cur.Store(newPauser())
+		opt.beforeRead = func(src string) { cur.Load().hook(src) }
+		startWatcher(t, state, []string{root}, opt)
+		j, err := OpenJournal(state)
+		must(t, err)
+		fence(t, j, []string{root})
+		// hold blocks the reads and queues n events behind the block.
+		hold := func(prefix string, n int) *pauser {
+			t.Helper()
+			p := newPauser()
+			cur.Store(p)
+			p.pause()
+			writeFile(t, filepath.Join(root, "wake"), prefix)
+			<-p.blocked
+			for i := 0; i < n; i++ {
+				writeFile(t, filepath.Join(root, "many", fmt.Sprintf("%s%04d", prefix, i)), "x")
+			}
+			return p
+		}
+
+		// About 6s of work, a fence timeout of 2.5s: waited for. (inotify
+		// reports three events per file written, fanotify merges them;
+		// fanotify also handles, as slowly, whatever else happens on the
+		// filesystem.) Progress shows in the journal and in the event
+		// count of each heartbeat (every 2s), so shorter timeouts would
+		// not see it.
+		files := 2000
+		if kind == KindInotify {
+			files = 700
+		}
+		p := hold("a", files)
+		slow.Store(true)
+		p.unpause()
+		start := time.Now()
+		if _, err := j.Fence(context.Background(), []string{root}, 2500*time.Millisecond); err != nil {
+			t.Fatalf("busy watcher: %v after %v", err, time.Since(start))
+		}
+		t.Logf("busy watcher answered after %v", time.Since(start))
+
+		// The same, but the overall bound is shorter than the work.
+		j.maxFenceWait = 3 * time.Second
+		p = hold("b", files)
+		p.unpause()
+		_, err = j.Fence(context.Background(), []string{root}, 2500*time.Millisecond)
+		wantGap(t, err, "fence timeout: the watcher was still busy")
+		j.maxFenceWait = MaxFenceWait
+		slow.Store(false)
+		fence(t, j, []string{root})
+
+		// No progress at all (reads blocked): the timeout.
+		p = hold("c", 0)
+		start = time.Now()
+		_, err = j.Fence(context.Background(), []string{root}, 700*time.Millisecond)
+		wantGap(t, err, "showed no progress for 700ms")
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("no-progress timeout took %v", d)
+		}
+		p.unpause()
+	})
+}
+
+// TestFenceEndsWhenWatcherStops: a fence waiting for a watcher that stops
+// meanwhile fails at once with that reason, not at its timeout.
+func TestFenceEndsWhenWatcherStops(t *testing.T) {
+	base := realTemp(t)
+	root := filepath.Join(base, "root")
+	state := filepath.Join(base, "state")
+	p := newPauser()
+	w := startWatcher(t, state, []string{root}, WatchOptions{beforeRead: p.hook})
+	defer p.unpause()
+	j, err := OpenJournal(state)
+	must(t, err)
+	fence(t, j, []string{root})
+	p.pause()
+	writeFile(t, filepath.Join(root, "wake"), "x")
+	<-p.blocked
+	errc := make(chan error, 1)
+	go func() {
+		_, err := j.Fence(context.Background(), []string{root}, time.Minute)
+		errc <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	w.stop()
+	select {
+	case err := <-errc:
+		wantGap(t, err, "watcher not running")
+		t.Logf("fence failed %v after the stop began", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("fence still waiting 10s after the watcher stopped")
+	}
 }

@@ -185,6 +185,10 @@ func Make(ctx context.Context, req Request) (Decision, error) {
 //     the others cannot be found, so scan fully;
 //   - known only by inode: scan fully if the set's last scan met that inode
 //     as a hard-linked file (without link records, assume it did);
+//   - known only by inode, with a link added outside the roots: scan fully.
+//     The file may have had a single link until now, which no link record
+//     knows, and the kernel names only the new link: its other one may be
+//     inside, now hard-linked;
 //   - known by neither: scan fully.
 //
 // It returns the directories to list, or the reason to scan fully.
@@ -203,6 +207,12 @@ func (d Decision) linkRules(ctx context.Context, delta changes.Delta) (dirs []st
 			}
 		case in.Ino == 0:
 			return nil, "a hard-linked file changed and neither its path nor its inode is known", nil
+		case in.LinkAdded:
+			where := ""
+			if in.Outside != "" {
+				where = " (" + in.Outside + ")"
+			}
+			return nil, fmt.Sprintf("a hard link to inode %d was made outside this backup%s: a file inside with that inode is now hard-linked, which only a full scan records", in.Ino, where), nil
 		default:
 			has := true
 			if d.req.Local != nil {

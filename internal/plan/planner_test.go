@@ -130,6 +130,9 @@ func TestMake(t *testing.T) {
 			r.Local = &noStatsLocal{db}
 			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Dev: recorded.Dev, Ino: 43}}})
 		}, snapshot.ModeParentAssisted, "inode 43", nil, true},
+		{"link added outside to an inode the set does not hold as a hard link", func(r *Request) {
+			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Dev: recorded.Dev, Ino: 43, LinkAdded: true, Outside: "/elsewhere/link"}}})
+		}, snapshot.ModeParentAssisted, "a hard link to inode 43 was made outside this backup (/elsewhere/link)", nil, true},
 		{"neither path nor inode", func(r *Request) {
 			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{}}})
 		}, snapshot.ModeParentAssisted, "neither its path nor its inode", nil, true},
