@@ -7,6 +7,13 @@
 // is faster).
 //
 //	go run ./bench -files 200000
+//	go run ./bench -tree small -files 1000000
+//
+// The mixed tree (the default) has files of 100 bytes to 16 KiB, every
+// 500th one of 4 MiB, in directories of 100; the small tree has files under
+// 4 KiB in directories of 25, where per-file costs dominate. Every row
+// shows each tool's peak RSS and Tidemark's peak live heap (the index
+// table is read with pread, so RSS is the process's own memory).
 //
 // restic is installed with `go install` (falling back to Debian's package)
 // unless -restic names a binary.
@@ -47,6 +54,7 @@ type tool struct {
 type measure struct {
 	wall time.Duration
 	rss  int64 // KiB
+	heap int64 // peak live heap in MiB (Tidemark only; -1 unknown)
 }
 
 func main() {
@@ -59,14 +67,19 @@ func main() {
 	resticBin := flag.String("restic", "", "restic binary (default: install "+resticVersion+")")
 	journal := flag.Bool("journal", true, "also benchmark journal-driven backups with a running watcher")
 	s3 := flag.Bool("s3", false, "keep both repositories on a local S3 server (versitygw, which must be installed) instead of local directories")
+	tree := flag.String("tree", "mixed", "the generated tree: mixed (sizes up to 16 KiB and some 4 MiB files) or small (every file under 4 KiB, 25 a directory)")
 	flag.Parse()
-	if err := run(*files, *changes, *work, *resticBin, *journal, *s3); err != nil {
+	if *tree != "mixed" && *tree != "small" {
+		fmt.Fprintf(os.Stderr, "bench: -tree %q: want mixed or small\n", *tree)
+		os.Exit(2)
+	}
+	if err := run(*files, *changes, *work, *resticBin, *journal, *s3, *tree == "small"); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(files, changes int, work, resticBin string, journal, s3 bool) error {
+func run(files, changes int, work, resticBin string, journal, s3, small bool) error {
 	ctx := context.Background()
 	if work == "" {
 		d, err := os.MkdirTemp("", "tidemark-bench-")
@@ -95,8 +108,13 @@ func run(files, changes int, work, resticBin string, journal, s3 bool) error {
 	fmt.Printf("restic: %s", ver)
 
 	src := filepath.Join(work, "src")
-	fmt.Printf("generating %d files ...\n", files)
-	st, err := gentree.Generate(src, gentree.Spec{Files: files, Seed: 42})
+	spec := gentree.Spec{Files: files, Seed: 42}
+	kind := "mixed"
+	if small {
+		spec.Small, spec.PerDir, kind = true, 25, "small"
+	}
+	fmt.Printf("generating %d files (%s tree) ...\n", files, kind)
+	st, err := gentree.Generate(src, spec)
 	if err != nil {
 		return err
 	}
@@ -119,7 +137,7 @@ func run(files, changes int, work, resticBin string, journal, s3 bool) error {
 		fmt.Printf("repositories on versitygw at %s (S3 over plain HTTP on loopback)\n", endpoint)
 	}
 	tools := []*tool{
-		{name: "tidemark", bin: tm, env: append([]string{"TIDEMARK_REPOSITORY=" + tmRepo, "TIDEMARK_PASSWORD=bench",
+		{name: "tidemark", bin: tm, env: append([]string{"TIDEMARK_REPOSITORY=" + tmRepo, "TIDEMARK_PASSWORD=bench", "TIDEMARK_PEAK_HEAP=1",
 			"XDG_CACHE_HOME=" + filepath.Join(work, "tm-cache")}, s3env...),
 			args: func(op string, extra ...string) []string {
 				switch op {
@@ -188,21 +206,22 @@ func run(files, changes int, work, resticBin string, journal, s3 bool) error {
 				return fmt.Errorf("%s %s: %w", t.name, op, err)
 			}
 			results[t.name] = append(results[t.name], m)
-			fmt.Printf("  %-9s %-32s %8.2fs  %7.1f MiB peak RSS\n", t.name, op, m.wall.Seconds(), float64(m.rss)/1024)
+			fmt.Printf("  %-9s %-32s %8.2fs  %7.1f MiB peak RSS%s\n", t.name, op, m.wall.Seconds(), float64(m.rss)/1024, heapNote(m))
 		}
 	}
 	fmt.Println()
 	tw := tabwriter.NewWriter(os.Stdout, 0, 2, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "operation (%d files)\ttidemark\trestic\trestic/tidemark\t\n", files)
+	fmt.Fprintf(tw, "operation (%d files, %s tree)\ttidemark\trestic\trestic/tidemark\ttidemark RSS\trestic RSS\trestic/tidemark\ttidemark heap\t\n", files, kind)
 	var peakT, peakR int64
 	for i, op := range ops {
 		a, b := results["tidemark"][i], results["restic"][i]
-		fmt.Fprintf(tw, "%s\t%.2fs\t%.2fs\t%.2fx\t\n", op, a.wall.Seconds(), b.wall.Seconds(), b.wall.Seconds()/a.wall.Seconds())
+		fmt.Fprintf(tw, "%s\t%.2fs\t%.2fs\t%.2fx\t%.0f MiB\t%.0f MiB\t%.2fx\t%s\t\n", op, a.wall.Seconds(), b.wall.Seconds(), b.wall.Seconds()/a.wall.Seconds(),
+			float64(a.rss)/1024, float64(b.rss)/1024, float64(b.rss)/float64(a.rss), heapCell(a))
 		peakT, peakR = max(peakT, a.rss), max(peakR, b.rss)
 	}
-	fmt.Fprintf(tw, "peak RSS\t%.0f MiB\t%.0f MiB\t%.2fx\t\n", float64(peakT)/1024, float64(peakR)/1024, float64(peakR)/float64(peakT))
+	fmt.Fprintf(tw, "peak RSS\t%.0f MiB\t%.0f MiB\t%.2fx\t\t\t\t\t\n", float64(peakT)/1024, float64(peakR)/1024, float64(peakR)/float64(peakT))
 	tw.Flush()
-	fmt.Println("targets: initial backup >= 1.5x, no-change backup >= 4x")
+	fmt.Println("targets: initial backup >= 1.5x, no-change backup >= 4x, restore >= 2x, forget+prune >= 4x; RSS at or below restic's on every row")
 	repoSize := func(d string) string {
 		out, _ := exec.Command("du", "-sh", d).Output()
 		return strings.Fields(string(out) + " ?")[0]
@@ -256,7 +275,7 @@ func journalBench(ctx context.Context, work, src string, tm, restic *tool, files
 	rows := [][3]string{}
 	add := func(label string, m measure) {
 		rows = append(rows, [3]string{label, fmt.Sprintf("%.3fs", m.wall.Seconds()), fmt.Sprintf("%.0f MiB", float64(m.rss)/1024)})
-		fmt.Printf("  %-46s %8.3fs  %6.1f MiB peak RSS\n", label, m.wall.Seconds(), float64(m.rss)/1024)
+		fmt.Printf("  %-46s %8.3fs  %6.1f MiB peak RSS%s\n", label, m.wall.Seconds(), float64(m.rss)/1024, heapNote(m))
 	}
 	m, err := backup("--scan", "journal")
 	if err != nil {
@@ -318,6 +337,21 @@ func journalBench(ctx context.Context, work, src string, tm, restic *tool, files
 		fmt.Println("  (the churn overflowed the kernel's event queue: that backup scanned fully, as it must)")
 	}
 	return nil
+}
+
+// heapNote and heapCell show a measure's peak live heap, if known.
+func heapNote(m measure) string {
+	if m.heap < 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d MiB peak heap", m.heap)
+}
+
+func heapCell(m measure) string {
+	if m.heap < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d MiB", m.heap)
 }
 
 // startS3 runs versitygw on a free loopback port serving dir and returns
@@ -419,10 +453,13 @@ func (t *tool) exec(ctx context.Context, op string, extra ...string) (measure, e
 		err = cmd.Wait()
 	}
 	r.Close()
-	var m measure
+	m := measure{heap: -1}
 	var ns int64
 	fmt.Sscan(string(report), &ns, &m.rss)
 	m.wall = time.Duration(ns)
+	if i := bytes.LastIndex(stderr.Bytes(), []byte("peak live heap ")); i >= 0 {
+		fmt.Sscan(string(stderr.Bytes()[i+len("peak live heap "):]), &m.heap)
+	}
 	if err != nil {
 		return m, fmt.Errorf("%s %s: %v\n%s", t.name, op, err, stderr.String())
 	}

@@ -77,7 +77,7 @@ func (a *cli) root() *cobra.Command {
 }
 
 func (a *cli) startProfile() error {
-	if a.memProfile != "" {
+	if a.memProfile != "" || os.Getenv("TIDEMARK_PEAK_HEAP") == "1" {
 		a.peakHeap = startPeakHeap(a.memProfile)
 	}
 	if a.cpuProfile == "" {

@@ -223,10 +223,12 @@ func (a *Repo) Stats(ctx context.Context, f snapshot.Filter, events func(Event))
 		s.RestoreFiles = addSat(s.RestoreFiles, sn.Totals.Files)
 	}
 	packs := map[blob.ID]struct{}{}
-	a.r.Index().Each(func(_ blob.ID, l repo.Location) {
+	if err := a.r.Index().Each(func(_ blob.ID, l repo.Location) {
 		s.add(l)
 		packs[l.Pack] = struct{}{}
-	})
+	}); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
 	s.Packs = len(packs)
 	return s, nil
 }

@@ -327,12 +327,11 @@ func (c *checker) loadIndex(ctx context.Context) error {
 		}
 	}
 	c.sum.Packs = len(c.packs)
-	c.r.Index().Each(func(_ blob.ID, l repo.Location) {
+	return c.r.Index().Each(func(_ blob.ID, l repo.Location) {
 		if c.packs[l.Pack] != nil {
 			c.sum.Blobs++
 		}
 	})
-	return nil
 }
 
 // addPack merges one index entry; it reports false if the pack holds blobs

@@ -25,6 +25,10 @@ type Spec struct {
 	LargeSize int
 	// PerDir is the number of files per directory (0: default 100).
 	PerDir int
+	// Small makes every file smaller than 4 KiB (100 to 4,000 bytes, text
+	// or random bytes, some duplicates) and none large: the small-files
+	// tree, where per-file costs dominate.
+	Small bool
 }
 
 // Stats describes what Generate wrote.
@@ -60,6 +64,12 @@ func Generate(dir string, s Spec) (Stats, error) {
 		}
 		var data []byte
 		switch {
+		case s.Small && i%97 == 5 && dup != nil:
+			data = dup
+		case s.Small && i%2 == 0:
+			data = RandomBytes(100+rng.IntN(3900), rng.Uint64())
+		case s.Small:
+			data = text(rng, 100+rng.IntN(3900))
 		case i%s.LargeEvery == s.LargeEvery-1:
 			data = RandomBytes(s.LargeSize, rng.Uint64())
 		case i%97 == 5 && dup != nil:

@@ -124,7 +124,7 @@ type pruner struct {
 
 	// used holds every blob a snapshot uses, with the pack chosen to hold
 	// it (nil until assignHomes).
-	used     map[blob.ID]*pack
+	used     usedBlobs
 	trees    map[blob.ID]bool
 	snaps    map[blob.ID]bool
 	packs    map[blob.ID]*pack
@@ -147,7 +147,7 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (Result, error) {
 	if opt.Poll <= 0 {
 		opt.Poll = 2 * time.Second
 	}
-	p := &pruner{r: r, opt: opt, used: map[blob.ID]*pack{}, trees: map[blob.ID]bool{}, snaps: map[blob.ID]bool{},
+	p := &pruner{r: r, opt: opt, trees: map[blob.ID]bool{}, snaps: map[blob.ID]bool{},
 		packs: map[blob.ID]*pack{}, files: map[string]bool{}}
 	p.res.DryRun = opt.DryRun
 	// Snapshots are listed before index files: an index file is written
@@ -164,6 +164,7 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (Result, error) {
 	if err := p.markSnapshots(ctx, ids, nil); err != nil {
 		return p.res, err
 	}
+	p.used.seal()
 	if err := p.listPacks(ctx); err != nil {
 		return p.res, err
 	}
@@ -256,11 +257,7 @@ func (p *pruner) markSnapshots(ctx context.Context, ids []blob.ID, fresh func(bl
 }
 
 func (p *pruner) markBlob(id blob.ID, fresh func(blob.ID)) {
-	if _, ok := p.used[id]; ok {
-		return
-	}
-	p.used[id] = nil
-	if fresh != nil {
+	if p.used.mark(id) && fresh != nil {
 		fresh(id)
 	}
 }
@@ -356,7 +353,7 @@ func (p *pruner) listPacks(ctx context.Context) error {
 	}
 	// Which used blobs the indexed packs hold, to tell which unindexed
 	// packs are needed.
-	have := map[blob.ID]bool{}
+	have := make([]bool, p.used.len())
 	for _, pk := range p.packs {
 		if !pk.listed && pk.indexed {
 			p.res.MissingPacks++
@@ -365,8 +362,8 @@ func (p *pruner) listPacks(ctx context.Context) error {
 		for _, b := range pk.blobs {
 			pk.blobBytes += int64(b.Length)
 			if pk.participates() {
-				if _, ok := p.used[b.ID]; ok {
-					have[b.ID] = true
+				if i := p.used.index(b.ID); i >= 0 {
+					have[i] = true
 				}
 			}
 		}
@@ -385,15 +382,15 @@ func (p *pruner) listPacks(ctx context.Context) error {
 		pk.blobs = hdr
 		for _, b := range hdr {
 			pk.blobBytes += int64(b.Length)
-			if _, ok := p.used[b.ID]; ok && !have[b.ID] {
+			if i := p.used.index(b.ID); i >= 0 && !have[i] {
 				pk.reindex = true
 			}
 		}
 		if pk.reindex {
 			p.res.Reindexed++
 			for _, b := range hdr {
-				if _, ok := p.used[b.ID]; ok {
-					have[b.ID] = true
+				if i := p.used.index(b.ID); i >= 0 {
+					have[i] = true
 				}
 			}
 		}
@@ -414,7 +411,7 @@ func (p *pruner) assignHomes() error {
 			continue
 		}
 		for _, b := range pk.blobs {
-			if _, ok := p.used[b.ID]; ok {
+			if p.used.has(b.ID) {
 				rawUsed[pk] += int64(b.Length)
 			}
 		}
@@ -434,16 +431,16 @@ func (p *pruner) assignHomes() error {
 	})
 	for _, pk := range order {
 		for _, b := range pk.blobs {
-			if home, ok := p.used[b.ID]; ok && home == nil {
-				p.used[b.ID] = pk
+			if i := p.used.index(b.ID); i >= 0 && p.used.homes[i] == nil {
+				p.used.homes[i] = pk
 				pk.used += int64(b.Length)
 			}
 		}
 	}
 	var missing []string
-	for id, home := range p.used {
+	for i, home := range p.used.homes {
 		if home == nil {
-			missing = append(missing, id.Short())
+			missing = append(missing, p.used.ids[i].Short())
 		}
 	}
 	if len(missing) > 0 {
@@ -535,7 +532,7 @@ func (p *pruner) repack(ctx context.Context) error {
 			return fmt.Errorf("repack: read pack %s: %w", pk.id, err)
 		}
 		for _, b := range pk.blobs {
-			if p.used[b.ID] != pk {
+			if i := p.used.index(b.ID); i < 0 || p.used.homes[i] != pk {
 				continue
 			}
 			end := int64(b.Offset) + int64(b.Length)

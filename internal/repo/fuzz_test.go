@@ -133,7 +133,7 @@ func FuzzParseTable(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tb, err := parseTable(data)
+		tb, err := parseTable(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
@@ -147,5 +147,8 @@ func FuzzParseTable(f *testing.F) {
 			id, _, _ := tb.location(i)
 			tb.find(id)
 		}
+		var prev blob.ID
+		_ = tb.each(func(id blob.ID, _ Location) { prev = id })
+		_ = prev
 	})
 }

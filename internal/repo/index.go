@@ -84,8 +84,10 @@ func (x *Index) add(p IndexPack) {
 		if _, dup := x.blobs[b.ID]; dup {
 			continue // the same blob in two packs: either copy will do
 		}
-		if x.base != nil && x.base.find(b.ID) >= 0 {
-			continue
+		if x.base != nil {
+			if _, ok := x.base.find(b.ID); ok {
+				continue
+			}
 		}
 		x.blobs[b.ID] = location{pack: no, offset: b.Offset, length: b.Length, rawLen: b.RawLen, typ: b.Type}
 	}
@@ -119,10 +121,7 @@ func (x *Index) live(id blob.ID) (Location, bool) {
 		return x.expand(l), true
 	}
 	if x.base != nil {
-		if i := x.base.find(id); i >= 0 {
-			_, l, ok := x.base.location(i)
-			return l, ok
-		}
+		return x.base.find(id)
 	}
 	return Location{}, false
 }
@@ -142,20 +141,20 @@ func (x *Index) Len() int {
 	return n
 }
 
-// Each calls fn for every blob, in no particular order.
-func (x *Index) Each(fn func(id blob.ID, l Location)) {
+// Each calls fn for every blob, in no particular order. It fails when the
+// cache's index table cannot be read.
+func (x *Index) Each(fn func(id blob.ID, l Location)) error {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if x.base != nil {
-		for i := 0; i < x.base.n; i++ {
-			if id, l, ok := x.base.location(i); ok {
-				fn(id, l)
-			}
+		if err := x.base.each(fn); err != nil {
+			return err
 		}
 	}
 	for id, l := range x.blobs {
 		fn(id, x.expand(l))
 	}
+	return nil
 }
 
 // overlay returns the in-memory entries, for merging into a new table.

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,17 +70,29 @@ func TestTableMerge(t *testing.T) {
 			t.Fatalf("table names %d index files, want %d", got, len(names))
 		}
 		for id, l := range want {
-			i := old.find(id)
-			if i < 0 {
-				t.Fatalf("blob %s not found", id.Short())
-			}
-			if _, got, ok := old.location(i); !ok || got != l {
-				t.Fatalf("blob %s: got %+v, want %+v", id.Short(), got, l)
+			if got, ok := old.find(id); !ok || got != l {
+				t.Fatalf("blob %s: got %+v %v, want %+v", id.Short(), got, ok, l)
 			}
 		}
 		absent := blob.ID{7, 9}
-		if _, ok := want[absent]; !ok && old.find(absent) >= 0 {
-			t.Fatal("absent blob found")
+		if _, ok := want[absent]; !ok {
+			if _, found := old.find(absent); found {
+				t.Fatal("absent blob found")
+			}
+		}
+		seen := 0
+		var prev blob.ID
+		if err := old.each(func(id blob.ID, l Location) {
+			if seen > 0 && bytes.Compare(prev[:], id[:]) >= 0 {
+				t.Fatalf("each: %s after %s", id.Short(), prev.Short())
+			}
+			if want[id] != l {
+				t.Fatalf("each: blob %s at %+v, want %+v", id.Short(), l, want[id])
+			}
+			prev = id
+			seen++
+		}); err != nil || seen != len(want) {
+			t.Fatalf("each: %d entries, %v; want %d", seen, err, len(want))
 		}
 	})
 }
@@ -247,4 +260,47 @@ func TestIndexTableRepository(t *testing.T) {
 		}
 		r.Close()
 	})
+}
+
+// TestTableFindSkewed: IDs crowded into a corner of their bucket put the
+// interpolated position far from the entry, so a lookup takes several
+// reads; every entry is still found, and absent IDs on either side of and
+// between them are not.
+func TestTableFindSkewed(t *testing.T) {
+	pack := testID(1)
+	var es []tableEntry
+	want := map[blob.ID]Location{}
+	for i := range 3000 {
+		var id blob.ID
+		id[0], id[1] = 0x7e, 0x50                         // one bucket
+		id[2], id[3], id[4] = 0, byte(i>>8), byte(i&0xff) // its lowest thousandth
+		id[5] = 1
+		l := Location{Pack: pack, Type: blob.Data, Offset: uint32(i), Length: 1, RawLen: 1}
+		es = append(es, tableEntry{id, l})
+		want[id] = l
+	}
+	path := filepath.Join(t.TempDir(), "index.tbl")
+	if err := writeTable(path, nil, es, nil); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := openTable(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.close()
+	for id, l := range want {
+		if got, ok := tb.find(id); !ok || got != l {
+			t.Fatalf("blob %x: %+v %v, want %+v", id[:6], got, ok, l)
+		}
+		absent := id
+		absent[5] = 0 // just before it
+		if _, ok := tb.find(absent); ok {
+			t.Fatalf("absent blob %x found", absent[:6])
+		}
+	}
+	var high blob.ID
+	high[0], high[1], high[2] = 0x7e, 0x5f, 0xff // after all of them
+	if _, ok := tb.find(high); ok {
+		t.Fatal("absent blob after the bucket's entries found")
+	}
 }

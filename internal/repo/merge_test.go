@@ -126,3 +126,68 @@ func (r *Repository) isPending(id blob.ID) bool {
 	_, ok := r.pending[id]
 	return ok
 }
+
+// TestOpenMergesAsItReads: an open that reads many index files (a new
+// cache, or the first open after a prune) merges them into the index table
+// as it goes, so it never holds more than a bounded number of blobs in
+// memory; every blob stays findable, and the table names only stored index
+// files.
+func TestOpenMergesAsItReads(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	be, err := local.Create(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{KDF: cheapKDF, mergeFiles: 1 << 20, mergeBlobs: 1 << 30, indexBlobs: 30, mergeDuring: 1 << 30}
+	r, err := Init(ctx, be.WithoutSync(), []byte("pw"), opt) // no cache: nothing merged yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cfg.PackSize = 1 << 20
+	var ids []blob.ID
+	for i := range 600 {
+		plain := make([]byte, 20000)
+		rand.Read(plain)
+		copy(plain, fmt.Sprintf("blob %d", i))
+		id := r.Key().ID(plain)
+		if _, err := r.SaveBlob(ctx, blob.Data, id, plain); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	cacheDir := filepath.Join(dir, "cache")
+	opt.CacheDir = func(string) (string, error) { return cacheDir, nil }
+	opt.loadMerge = 100
+	r2, err := Open(ctx, be.WithoutSync(), []byte("pw"), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	inMemory, _ := r2.idx.overlayLen()
+	if inMemory >= 100+200 || r2.idx.baseLen()+inMemory < len(ids) {
+		t.Fatalf("after opening: %d blobs in memory, %d in the table, of %d", inMemory, r2.idx.baseLen(), len(ids))
+	}
+	for _, id := range ids {
+		if !r2.Index().Has(id) {
+			t.Fatalf("blob %s missing after opening", id.Short())
+		}
+	}
+	stored := map[string]bool{}
+	be.List(ctx, backend.Index, func(n string, _ int64) error { stored[n] = true; return nil })
+	tb, err := openTable(tableFile(cacheDir))
+	if err != nil || tb == nil {
+		t.Fatalf("no index table after opening: %v", err)
+	}
+	defer tb.close()
+	for n := range tb.nameSet() {
+		if !stored[n] {
+			t.Fatalf("the table names index file %s, which is not stored", n)
+		}
+	}
+}

@@ -60,9 +60,11 @@ type Options struct {
 
 	// mergeFiles and mergeBlobs override the index table's merge
 	// thresholds, indexBlobs and mergeDuring the blobs per index file and
-	// the in-memory blobs merged while a backup runs (tests only).
+	// the in-memory blobs merged while a backup runs, loadMerge the blobs
+	// read at open before a merge (tests only).
 	mergeFiles, mergeBlobs  int
 	indexBlobs, mergeDuring int
+	loadMerge               int
 }
 
 // Repository is an open repository.
@@ -81,6 +83,7 @@ type Repository struct {
 	cacheDir                string
 	mergeFiles, mergeBlobs  int
 	indexBlobs, mergeDuring int
+	loadMerge               int
 	// merged are the index files in the index table; unmerged those whose
 	// blobs are only in memory (read at open, or written by this handle).
 	merged   map[string]bool
@@ -248,7 +251,10 @@ func newRepository(be backend.Backend, key *crypto.Key, keyID string, cfg Config
 	if opt.mergeFiles > 0 {
 		r.mergeFiles, r.mergeBlobs = opt.mergeFiles, opt.mergeBlobs
 	}
-	r.indexBlobs, r.mergeDuring = indexFileBlobs, mergeEvery
+	r.indexBlobs, r.mergeDuring, r.loadMerge = indexFileBlobs, mergeEvery, loadMergeBlobs
+	if opt.loadMerge > 0 {
+		r.loadMerge = opt.loadMerge
+	}
 	if opt.indexBlobs > 0 {
 		r.indexBlobs, r.mergeDuring = opt.indexBlobs, opt.mergeDuring
 	}
@@ -408,10 +414,20 @@ func (r *Repository) loadIndexFiles(ctx context.Context, names []string) error {
 		if !doomed {
 			r.unmerged = append(r.unmerged, n)
 		}
+		// Reading many index files (a new cache, the first open after a
+		// prune) merges as it goes, so that memory holds a bounded number
+		// of blobs, not the repository's.
+		if m, _ := r.idx.overlayLen(); m >= r.loadMerge {
+			r.mergeTable()
+		}
 	}
 	r.maybeMergeTable()
 	return nil
 }
+
+// loadMergeBlobs is how many blobs read from index files an open holds in
+// memory before it merges them into the index table (about 27 MB).
+const loadMergeBlobs = 250000
 
 // maybeMergeTable writes a new index table holding the in-memory blobs
 // too, once there are enough of them. It is called after loading (blobs
@@ -420,14 +436,19 @@ func (r *Repository) loadIndexFiles(ctx context.Context, names []string) error {
 // must never claim a blob whose pack no index names, or a later backup
 // would reference data that prune may delete.
 func (r *Repository) maybeMergeTable() {
+	if n, _ := r.idx.overlayLen(); len(r.unmerged) <= r.mergeFiles && n <= r.mergeBlobs {
+		return
+	}
+	r.mergeTable()
+}
+
+// mergeTable writes a new index table holding the in-memory blobs too
+// (see maybeMergeTable for when that is allowed).
+func (r *Repository) mergeTable() {
 	r.mu.Lock()
 	noMerge := r.noMerge
 	r.mu.Unlock()
-	if noMerge {
-		return
-	}
-	n, mergeable := r.idx.overlayLen()
-	if r.cacheDir == "" || !mergeable || (len(r.unmerged) <= r.mergeFiles && n <= r.mergeBlobs) {
+	if _, mergeable := r.idx.overlayLen(); noMerge || r.cacheDir == "" || !mergeable {
 		return
 	}
 	names := append([]string(nil), r.unmerged...)

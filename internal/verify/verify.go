@@ -153,7 +153,10 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (Re
 	if w != nil {
 		return res, waiting(ctx, r, st, opt, start, w, &res)
 	}
-	packs := indexedPacks(r.Index())
+	packs, err := indexedPacks(r.Index())
+	if err != nil {
+		return res, err
+	}
 	res.Packs = len(packs)
 	for _, p := range packs {
 		res.TotalBytes += p.size
@@ -307,9 +310,9 @@ const headerEntrySize = 1 + 4 + 4 + blob.IDSize
 // their sizes computed from the index (see the package comment): the
 // blobs' extent, then the sealed header (a version byte and one entry per
 // blob) and its 4-byte length.
-func indexedPacks(idx *repo.Index) []*pack {
+func indexedPacks(idx *repo.Index) ([]*pack, error) {
 	m := map[blob.ID]*pack{}
-	idx.Each(func(id blob.ID, l repo.Location) {
+	err := idx.Each(func(id blob.ID, l repo.Location) {
 		p := m[l.Pack]
 		if p == nil {
 			p = &pack{id: l.Pack, name: l.Pack.String(), ns: repo.PackType(l.Type)}
@@ -318,6 +321,9 @@ func indexedPacks(idx *repo.Index) []*pack {
 		p.blobs = append(p.blobs, repo.PackedBlob{Type: l.Type, ID: id, Offset: l.Offset, Length: l.Length, RawLen: l.RawLen})
 		p.size = max(p.size, int64(l.Offset)+int64(l.Length))
 	})
+	if err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
 	packs := make([]*pack, 0, len(m))
 	for _, p := range m {
 		p.size += crypto.Overhead + 1 + int64(len(p.blobs))*headerEntrySize + 4
@@ -325,7 +331,7 @@ func indexedPacks(idx *repo.Index) []*pack {
 		packs = append(packs, p)
 	}
 	slices.SortFunc(packs, func(a, b *pack) int { return slices.Compare(a.id[:], b.id[:]) })
-	return packs
+	return packs, nil
 }
 
 // order puts the packs never verified first, shuffled, then the others

@@ -431,7 +431,10 @@ func TestSmallRepositoryReadOncePerPeriod(t *testing.T) {
 // request, are the stored files' sizes.
 func TestSizesFromIndex(t *testing.T) {
 	f := newFixture(t, []int{10, 5000, 70000}, repo.Options{})
-	packs := indexedPacks(f.r.Index())
+	packs, err := indexedPacks(f.r.Index())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(packs) != len(f.sizes) {
 		t.Fatalf("%d packs from the index, %d stored", len(packs), len(f.sizes))
 	}
@@ -513,7 +516,10 @@ func TestReadsAroundCache(t *testing.T) {
 	if err := f.r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	packs := indexedPacks(f.r.Index())
+	packs, err := indexedPacks(f.r.Index())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(packs) != 1 || packs[0].ns != backend.Tree {
 		t.Fatalf("packs: %+v", packs)
 	}
