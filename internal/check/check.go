@@ -313,17 +313,16 @@ func (c *checker) loadIndex(ctx context.Context) error {
 			c.problem(Problem{Kind: KindCorruptIndex, Object: "index/" + name, Err: err.Error()})
 			continue
 		}
+		c.r.AddIndexFile(name, packs)
 		for _, p := range packs {
 			if p.Doomed {
 				c.doomed[p.ID] = false
-				c.r.Index().Add(p)
 				continue
 			}
 			if !c.addPack(p) {
 				c.problem(Problem{Kind: KindCorruptIndex, Object: "index/" + name,
 					Err: fmt.Sprintf("pack %s mixes data and tree blobs", p.ID.Short())})
 			}
-			c.r.Index().Add(p)
 		}
 	}
 	c.sum.Packs = len(c.packs)

@@ -102,7 +102,10 @@ type pack struct {
 	ns   backend.FileType
 	size int64 // stored size; 0 if the pack is missing
 	// blobs as the index (or, if unindexed, the header) lists them.
-	blobs   []repo.PackedBlob
+	blobs []repo.PackedBlob
+	// usedAt[i] is blobs[i]'s position in the used set, -1 if unused
+	// (listPacks fills it, so that each blob is looked up once).
+	usedAt  []int32
 	indexed bool
 	listed  bool
 	// reindex is set for an unindexed pack that must be indexed again.
@@ -110,6 +113,14 @@ type pack struct {
 	// blobBytes sums the blobs' stored lengths; used those homed here.
 	blobBytes, used int64
 	act             action
+}
+
+// lookUp fills usedAt.
+func (p *pack) lookUp(u *usedBlobs) {
+	p.usedAt = make([]int32, len(p.blobs))
+	for j, b := range p.blobs {
+		p.usedAt[j] = int32(u.index(b.ID))
+	}
 }
 
 func (p *pack) handle() backend.Handle { return backend.Handle{Type: p.ns, Name: p.id.String()} }
@@ -311,8 +322,8 @@ func (p *pruner) readIndex(ctx context.Context) error {
 			}
 			return err
 		}
+		p.r.AddIndexFile(n, ips)
 		for _, ip := range ips {
-			p.r.Index().Add(ip)
 			p.oldDoomed = p.oldDoomed || ip.Doomed
 			if _, ok := p.packs[ip.ID]; ok || ip.Doomed {
 				// A doomed file of an earlier prune that did not finish:
@@ -359,12 +370,11 @@ func (p *pruner) listPacks(ctx context.Context) error {
 			p.res.MissingPacks++
 			p.logf("pack %s is in the index but not in the repository", pk.id)
 		}
-		for _, b := range pk.blobs {
+		pk.lookUp(&p.used)
+		for j, b := range pk.blobs {
 			pk.blobBytes += int64(b.Length)
-			if pk.participates() {
-				if i := p.used.index(b.ID); i >= 0 {
-					have[i] = true
-				}
+			if i := pk.usedAt[j]; i >= 0 && pk.participates() {
+				have[i] = true
 			}
 		}
 	}
@@ -380,16 +390,17 @@ func (p *pruner) listPacks(ctx context.Context) error {
 			continue
 		}
 		pk.blobs = hdr
-		for _, b := range hdr {
+		pk.lookUp(&p.used)
+		for j, b := range hdr {
 			pk.blobBytes += int64(b.Length)
-			if i := p.used.index(b.ID); i >= 0 && !have[i] {
+			if i := pk.usedAt[j]; i >= 0 && !have[i] {
 				pk.reindex = true
 			}
 		}
 		if pk.reindex {
 			p.res.Reindexed++
-			for _, b := range hdr {
-				if i := p.used.index(b.ID); i >= 0 {
+			for _, i := range pk.usedAt {
+				if i >= 0 {
 					have[i] = true
 				}
 			}
@@ -410,8 +421,8 @@ func (p *pruner) assignHomes() error {
 		if !pk.participates() {
 			continue
 		}
-		for _, b := range pk.blobs {
-			if p.used.has(b.ID) {
+		for j, b := range pk.blobs {
+			if pk.usedAt[j] >= 0 {
 				rawUsed[pk] += int64(b.Length)
 			}
 		}
@@ -430,8 +441,8 @@ func (p *pruner) assignHomes() error {
 		return order[i].id.String() < order[j].id.String()
 	})
 	for _, pk := range order {
-		for _, b := range pk.blobs {
-			if i := p.used.index(b.ID); i >= 0 && p.used.homes[i] == nil {
+		for j, b := range pk.blobs {
+			if i := pk.usedAt[j]; i >= 0 && p.used.homes[i] == nil {
 				p.used.homes[i] = pk
 				pk.used += int64(b.Length)
 			}
@@ -715,9 +726,9 @@ func (p *pruner) recheck(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read index file %s written meanwhile: %w", n, err)
 		}
+		// New snapshots' trees may be in these packs.
+		p.r.AddIndexFile(n, ips)
 		for _, ip := range ips {
-			// New snapshots' trees may be in these packs.
-			p.r.Index().Add(ip)
 			pk := p.packs[ip.ID]
 			if pk == nil {
 				pk = &pack{id: ip.ID, blobs: ip.Blobs, listed: true, ns: backend.Data}

@@ -23,6 +23,10 @@ type usedBlobs struct {
 	homes   []*pack
 	sealed  bool
 	late    map[blob.ID]bool
+	// start[b] is the position of the first sealed ID whose first two
+	// bytes are b or more, so a search looks at a dozen IDs at a million
+	// blobs (a search over all of them made prune spend seconds in it).
+	start []uint32
 }
 
 // compactAt is the fewest IDs worth a compaction.
@@ -59,16 +63,30 @@ func (u *usedBlobs) seal() {
 	u.sortCompact()
 	u.ids = slices.Clip(u.ids)
 	u.homes = make([]*pack, len(u.ids))
+	u.start = make([]uint32, 1<<16+1)
+	b := 0
+	for i, id := range u.ids {
+		for k := prefix(id); b <= k; b++ {
+			u.start[b] = uint32(i)
+		}
+	}
+	for ; b <= 1<<16; b++ {
+		u.start[b] = uint32(len(u.ids))
+	}
 	u.sealed = true
 }
 
+func prefix(id blob.ID) int { return int(id[0])<<8 | int(id[1]) }
+
 // index returns id's position in the sealed set, or -1.
 func (u *usedBlobs) index(id blob.ID) int {
-	i, ok := slices.BinarySearchFunc(u.ids, id, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
+	k := prefix(id)
+	lo, hi := int(u.start[k]), int(u.start[k+1])
+	i, ok := slices.BinarySearchFunc(u.ids[lo:hi], id, func(a, b blob.ID) int { return bytes.Compare(a[:], b[:]) })
 	if !ok {
 		return -1
 	}
-	return i
+	return lo + i
 }
 
 // has reports whether the sealed set holds id.

@@ -80,14 +80,13 @@ func (x *Index) add(p IndexPack) {
 		x.packs = append(x.packs, p.ID)
 		x.packNo[p.ID] = no
 	}
+	// A blob the table holds too is not looked for there: either copy
+	// will do, and a table lookup per blob (a read) made adding a
+	// repository's index files cost a million reads. Whole files the table
+	// holds are skipped by Repository.AddIndexFile instead.
 	for _, b := range p.Blobs {
 		if _, dup := x.blobs[b.ID]; dup {
 			continue // the same blob in two packs: either copy will do
-		}
-		if x.base != nil {
-			if _, ok := x.base.find(b.ID); ok {
-				continue
-			}
 		}
 		x.blobs[b.ID] = location{pack: no, offset: b.Offset, length: b.Length, rawLen: b.RawLen, typ: b.Type}
 	}

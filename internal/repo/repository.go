@@ -425,6 +425,23 @@ func (r *Repository) loadIndexFiles(ctx context.Context, names []string) error {
 	return nil
 }
 
+// AddIndexFile adds the packs of index file name, read by the caller, to
+// the handle's index, unless the index holds that file already (merged
+// into the table, or read at open): prune and check read every index file
+// of the repository, and adding what the table has would put the whole
+// repository in memory.
+func (r *Repository) AddIndexFile(name string, packs []IndexPack) {
+	r.mu.Lock()
+	have := r.merged[name] || slices.Contains(r.unmerged, name)
+	r.mu.Unlock()
+	if have {
+		return
+	}
+	for _, p := range packs {
+		r.idx.Add(p)
+	}
+}
+
 // loadMergeBlobs is how many blobs read from index files an open holds in
 // memory before it merges them into the index table (about 27 MB).
 const loadMergeBlobs = 250000
