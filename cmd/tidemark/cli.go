@@ -72,6 +72,7 @@ func (a *cli) root() *cobra.Command {
 	root.AddCommand(a.initCmd(), a.backupCmd(), a.snapshotsCmd(), a.lsCmd(), a.diffCmd(), a.statsCmd(),
 		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.forgetCmd(), a.pruneCmd(), a.historyCmd(), a.demoCmd(), a.watchCmd(), a.journalCmd(), a.keyCmd())
 	root.AddCommand(a.verifyCmd(), a.repairCmd(), a.cacheCmd(), a.tagCmd(), a.versionCmd(), a.generateCmd())
+	root.AddCommand(a.runCmd(), a.statusCmd(), a.configCmd())
 	a.setVersion(root)
 	return root
 }
