@@ -73,6 +73,7 @@ func (a *cli) root() *cobra.Command {
 		a.restoreCmd(), a.checkCmd(), a.unlockCmd(), a.forgetCmd(), a.pruneCmd(), a.historyCmd(), a.demoCmd(), a.watchCmd(), a.journalCmd(), a.keyCmd())
 	root.AddCommand(a.verifyCmd(), a.repairCmd(), a.cacheCmd(), a.tagCmd(), a.versionCmd(), a.generateCmd())
 	root.AddCommand(a.runCmd(), a.statusCmd(), a.configCmd())
+	root.AddCommand(a.findCmd(), a.dumpCmd())
 	a.setVersion(root)
 	return root
 }

@@ -140,7 +140,12 @@ func Open(ctx context.Context, opt Options) (*Repo, error) {
 		return nil, err
 	}
 	if _, err := be.Stat(ctx, backend.Handle{Type: backend.Config}); err != nil {
-		return nil, fmt.Errorf("%s: %w", loc, repo.ErrNoRepository)
+		// Only a config file that is not there means no repository: a
+		// server that does not answer must not send the user to init.
+		if errors.Is(err, backend.ErrNotFound) {
+			return nil, fmt.Errorf("%s: %w", loc, repo.ErrNoRepository)
+		}
+		return nil, fmt.Errorf("open repository %s: read its config file: %w", loc, err)
 	}
 	pw, err := opt.password()
 	if err != nil {

@@ -12,81 +12,9 @@ import (
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/repair"
 	"github.com/tidemark/tidemark/internal/repo"
-	"github.com/tidemark/tidemark/internal/restore"
 	"github.com/tidemark/tidemark/internal/snapshot"
 	"github.com/tidemark/tidemark/internal/state"
 )
-
-// RestoreOptions say what to restore where.
-type RestoreOptions struct {
-	// Snapshot is an ID, a unique prefix or "latest": the newest snapshot
-	// Filter matches.
-	Snapshot string
-	Filter   snapshot.Filter
-	restore.Options
-}
-
-// RestoreResult counts what was restored. Files and Bytes count the files
-// written; Unchanged and UnchangedBytes those already at the target with
-// the snapshot's content, which were left as they were (their metadata
-// set).
-type RestoreResult struct {
-	Snapshot       blob.ID             `json:"snapshot"`
-	Target         string              `json:"target"`
-	Files          uint64              `json:"files"`
-	Dirs           uint64              `json:"dirs"`
-	Other          uint64              `json:"other"`
-	Bytes          uint64              `json:"bytes"`
-	Unchanged      uint64              `json:"unchanged"`
-	UnchangedBytes uint64              `json:"unchanged_bytes"`
-	Errors         []restore.FileError `json:"errors"`
-}
-
-// Restore writes a snapshot, or the parts of it opt.Include names, into
-// opt.Target; owners are restored when running as root. Entries that
-// could not be restored are listed in the result, not returned as an
-// error. "latest" is refused while any snapshot record is unreadable (each
-// is sent as a Warning, see Snapshot): that record may be the newest.
-func (a *Repo) Restore(ctx context.Context, opt RestoreOptions) (*RestoreResult, error) {
-	if opt.Target == "" {
-		return nil, errors.New("restore: --target is required")
-	}
-	lock, err := a.lock(ctx, repo.LockShared, "restore")
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Unlock()
-	sn, bad, err := a.find(ctx, opt.Snapshot, opt.Filter)
-	if err != nil {
-		return nil, err
-	}
-	if len(bad) > 0 {
-		// Any unreadable record may be the newest snapshot: restoring an
-		// older one in its place must be the user's choice.
-		return nil, fmt.Errorf("restore %s: %s (the newest readable one is %s of %s); give a snapshot ID explicitly, or remove the damaged records with `tidemark repair snapshots --forget`",
-			opt.Snapshot, unreadableNote(bad), sn.ID.Short(), sn.Time.Local().Format(time.DateTime))
-	}
-	opt.Owners = os.Geteuid() == 0
-	res, err := restore.Run(ctx, a.r, sn.Tree, opt.Options)
-	if err != nil {
-		return nil, err
-	}
-	return &RestoreResult{Snapshot: sn.ID, Target: opt.Target, Files: res.Files, Dirs: res.Dirs, Other: res.Other, Bytes: res.Bytes,
-		Unchanged: res.Unchanged, UnchangedBytes: res.UnchangedBytes, Errors: res.Errors}, nil
-}
-
-// unreadableNote says which snapshot records are unreadable and what that
-// means for "latest".
-func unreadableNote(bad []*snapshot.UnreadableError) string {
-	ids := make([]string, len(bad))
-	for i, u := range bad {
-		ids[i] = u.ID.Short()
-	}
-	if len(bad) == 1 {
-		return fmt.Sprintf("snapshot record %s is unreadable, so the latest snapshot is not known", ids[0])
-	}
-	return fmt.Sprintf("snapshot records %s are unreadable, so the latest snapshot is not known", strings.Join(ids, ", "))
-}
 
 // CacheRebuildResult says what a cache rebuild recreated.
 type CacheRebuildResult struct {

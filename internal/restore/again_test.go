@@ -65,7 +65,7 @@ func TestRestoreAgain(t *testing.T) {
 		t.Fatalf("restore over one different file: %+v", res)
 	}
 
-	res, err = Run(ctx, r, tree, Options{Target: target, Owners: owners, Overwrite: true})
+	res, err = Run(ctx, r, tree, Options{Target: target, Owners: owners, Overwrite: OverwriteAlways})
 	if err != nil {
 		t.Fatal(err)
 	}

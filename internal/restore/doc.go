@@ -16,4 +16,14 @@
 // first copy of the inode has been written in full; all-zero chunks become
 // holes, so sparse files stay sparse. A file whose content cannot be loaded
 // or verified is reported and removed, never left with wrong data.
+//
+// The files are split by role: restore.go holds the options, the walk and
+// directories; select.go the include and exclude patterns (package
+// pattern), with directories that only lead to included entries made when
+// the first of them is; existing.go the decisions about what is already
+// at the target, which the overwrite mode drives; files.go the file
+// workers, content, hard links and verification; other.go symlinks and
+// special files and metadata; dryrun.go the dry run, which walks the same
+// way and makes the same decisions through the same functions, looking at
+// the target through read-only descriptors and writing nothing.
 package restore

@@ -1,18 +1,16 @@
 package restore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/fs"
@@ -25,24 +23,90 @@ type Options struct {
 	// Target is the directory to restore into; it is created if missing.
 	// Target itself may be a symlink; nothing below it is ever followed.
 	Target string
-	// Include lists snapshot paths (slash-separated, relative to the root
-	// tree, e.g. "home/u/docs") to restore, with the directories leading to
-	// them; empty means everything.
+	// Subpath is the snapshot path (slash-separated, from the root tree,
+	// e.g. "home/u/docs") of a directory whose contents are restored into
+	// Target instead of the whole tree: restic's SNAPSHOT:subpath.
+	Subpath string
+	// Include lists patterns (package pattern: globs, "**", a leading
+	// '/' anchors) of the entries to restore, with everything below them
+	// and the directories leading to them; empty means everything. They
+	// are matched against paths as they will be below Target
+	// ("/home/u/docs/a.txt", or with a Subpath relative to it). An
+	// anchored pattern without wildcards names one path, which must
+	// exist; "/" names the root, so everything.
 	Include []string
-	// Overwrite replaces existing non-directory entries at the target.
-	// Without it an existing entry is reported as an error and left alone,
-	// unless it already is what the snapshot has (a regular file with its
-	// content, a symlink with its target, ...): such an entry is kept
-	// either way (its metadata set) and counted as unchanged, so restoring
-	// again into the same place works.
-	// Existing directories are always merged into.
-	Overwrite bool
+	// Exclude lists patterns of entries not to restore, with everything
+	// below them; it wins over Include.
+	Exclude []string
+	// Overwrite says what happens to existing entries at the target that
+	// are not already what the snapshot has. Entries that are (a regular
+	// file with its content, a symlink with its target, ...) are kept
+	// in every mode but Never (their metadata set) and counted as
+	// unchanged, so restoring again into the same place works. Existing
+	// directories are always merged into.
+	Overwrite Overwrite
+	// DryRun decides and reports everything as a restore would, reading
+	// the target (and comparing existing files' content) but writing
+	// nothing.
+	DryRun bool
+	// Verify reads every file written back after writing it, and every
+	// file kept without reading it, and compares it with the snapshot's
+	// content IDs; differences are listed in Result.Mismatches.
+	Verify bool
 	// Owners restores uid and gid (needs root).
 	Owners bool
 	// Workers is the number of parallel file writers (default: CPUs + 1).
 	Workers int
 	// Progress, if set, is updated as the restore proceeds.
 	Progress *Progress
+	// Report, if set, is called for every entry restored, replaced, kept
+	// or skipped (not for directories merged into, nor for errors, which
+	// Result.Errors lists), from several goroutines at once.
+	Report func(Entry)
+}
+
+// Overwrite is what a restore does with an existing entry that differs
+// from the snapshot's, restic's --overwrite.
+type Overwrite uint8
+
+// Overwrite modes.
+const (
+	// OverwriteRefuse (the default) leaves it alone and reports it as
+	// an error: nothing is replaced without being asked for.
+	OverwriteRefuse Overwrite = iota
+	// OverwriteAlways replaces it.
+	OverwriteAlways
+	// OverwriteIfChanged replaces it too, but takes a regular file with
+	// the snapshot's size and mtime to be unchanged without reading it.
+	OverwriteIfChanged
+	// OverwriteIfNewer replaces it only when the snapshot's entry has a
+	// newer mtime; others are left alone and counted as skipped.
+	OverwriteIfNewer
+	// OverwriteNever leaves every existing entry alone, without
+	// comparing it, and counts it as skipped.
+	OverwriteNever
+)
+
+var overwriteNames = []string{OverwriteRefuse: "", OverwriteAlways: "always", OverwriteIfChanged: "if-changed",
+	OverwriteIfNewer: "if-newer", OverwriteNever: "never"}
+
+// ParseOverwrite parses restic's --overwrite values: always, if-changed,
+// if-newer, never.
+func ParseOverwrite(s string) (Overwrite, error) {
+	for i, name := range overwriteNames {
+		if name != "" && name == s {
+			return Overwrite(i), nil
+		}
+	}
+	return 0, fmt.Errorf("--overwrite %q: want always, if-changed, if-newer or never", s)
+}
+
+// String returns the mode as --overwrite takes it ("" for the default).
+func (o Overwrite) String() string {
+	if int(o) < len(overwriteNames) {
+		return overwriteNames[o]
+	}
+	return fmt.Sprintf("overwrite(%d)", uint8(o))
 }
 
 // Progress counters, safe to read concurrently.
@@ -58,22 +122,76 @@ type FileError struct {
 	Err  string `json:"error"`
 }
 
-// Result is the outcome of a restore. Files, Dirs, Other and Bytes count
-// what was restored; Bytes includes every hard link's size, as snapshot
-// totals do. Unchanged counts the entries that were already there as the
-// snapshot has them (files with its content, hard links in place,
-// symlinks with its target, fifos, sockets, devices), UnchangedBytes the
-// size of those files; they are not in the other counts.
+// Action is what a restore did (or, dry, would do) with an entry.
+type Action uint8
+
+// Actions.
+const (
+	// Restored: the entry was not at the target and was created.
+	Restored Action = iota + 1
+	// Replaced: something else was there and was replaced.
+	Replaced
+	// Kept: it was there as the snapshot has it and was left (its
+	// metadata set).
+	Kept
+	// Skipped: something was there and the overwrite mode left it alone.
+	Skipped
+)
+
+var actionNames = map[Action]string{Restored: "restore", Replaced: "replace", Kept: "keep", Skipped: "skip"}
+
+func (a Action) String() string {
+	if s, ok := actionNames[a]; ok {
+		return s
+	}
+	return fmt.Sprintf("action(%d)", uint8(a))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// Entry is one entry and what happened to it.
+type Entry struct {
+	// Path is where the entry is at the target.
+	Path string `json:"path"`
+	// PathBytes is set when Path is not valid UTF-8, which JSON strings
+	// cannot carry: the exact bytes (base64 in JSON).
+	PathBytes []byte            `json:"path_bytes,omitempty"`
+	Type      snapshot.NodeType `json:"type"`
+	Size      uint64            `json:"size,omitempty"`
+	Action    Action            `json:"action"`
+}
+
+// Result is the outcome of a restore (what a dry run would do). Files,
+// Dirs, Other and Bytes count what was restored, Replaced entries and
+// directories merged into included; Bytes includes every hard link's
+// size, as snapshot totals do. Unchanged counts the entries that were
+// already there as the snapshot has them (files with its content, hard
+// links in place, symlinks with its target, fifos, sockets, devices),
+// UnchangedBytes the size of those files; Skipped the existing entries
+// the overwrite mode left alone. Neither is in the other counts.
 type Result struct {
 	Files, Dirs, Other, Bytes uint64
+	Replaced                  uint64
 	Unchanged, UnchangedBytes uint64
+	Skipped                   uint64
+	// Verified and VerifiedBytes count the files read back and found to
+	// hold the snapshot's content (with Verify; hard links to a file
+	// verified are not read again).
+	Verified, VerifiedBytes uint64
 	// Errors is sorted by path.
 	Errors []FileError
+	// Mismatches lists the files whose content read back differs from
+	// the snapshot's (with Verify), sorted by path.
+	Mismatches []FileError
+	// Unmatched lists the include patterns that matched no entry.
+	Unmatched []string
 }
 
 var (
-	errExists = errors.New("exists; not overwritten (use --overwrite)")
-	errIsDir  = errors.New("a directory is in the way; not replaced")
+	errExists  = errors.New("exists; not overwritten (use --overwrite)")
+	errIsDir   = errors.New("a directory is in the way; not replaced")
+	errSkipped = errors.New("exists; left alone")
 )
 
 type restorer struct {
@@ -81,7 +199,9 @@ type restorer struct {
 	opt    Options
 	prog   *Progress
 	target string // Target without a trailing slash, for messages
+	prefix string // Subpath, trimmed: the snapshot path of the restore's root
 	root   *fs.Dir
+	sel    *selection
 	jobs   chan fileJob
 	blobs  *readAhead
 
@@ -89,58 +209,43 @@ type restorer struct {
 	// HardLink) to the file restored for it; only the walker uses it.
 	links map[string]*leader
 
-	mu   sync.Mutex
-	errs []FileError
+	mu         sync.Mutex
+	errs       []FileError
+	mismatches []FileError
 
 	files, dirs, other, bytes atomic.Uint64
+	replaced, skipped         atomic.Uint64
 	unchanged, unchangedBytes atomic.Uint64
+	verified, verifiedBytes   atomic.Uint64
 }
 
 // dirJob is a directory being restored. It stays open until its last child
 // is done, then gets its metadata.
 type dirJob struct {
-	path   string         // snapshot path, "" for the target itself
+	path   string         // path below the restore's root, "" for the target itself
 	name   string         // name in parent
 	node   *snapshot.Node // nil for the target itself
 	parent *dirJob
-	dir    *fs.Dir
+	// included: the directory is restored with everything below it
+	// (save what Exclude leaves out); otherwise it is only on the way to
+	// included entries and made when the first of them is.
+	included bool
+	// made: the walker has made the directory (or, dry, decided about
+	// it): dir is set unless err is. In a dry run dir is the existing
+	// directory, opened to look into, and nil when there is none.
+	made bool
+	dir  *fs.Dir
+	err  error
 	// pending counts unfinished children plus one held by the walker.
 	pending atomic.Int32
 }
 
-// leader is the first restored file of a hard-link group. done is closed
-// once its content is written; ok (set before) says it succeeded.
-type leader struct {
-	dir      *dirJob
-	path     string
-	done     chan struct{}
-	ok       bool
-	dev, ino uint64
-}
-
-// fileJob is a regular file handed to a worker: either f is an empty file
-// the walker created, or f is a file that was already there (existing),
-// opened for reading, or linkTo names the file to hard-link to.
-type fileJob struct {
-	dir    *dirJob
-	node   *snapshot.Node
-	path   string
-	f      *fs.File
-	lead   *leader // set when this file is its group's leader
-	linkTo *leader
-	// existing: f is the file that was in the way, of the snapshot's size;
-	// the worker keeps it if its content is the snapshot's. It is never
-	// removed but to be replaced (with Overwrite).
-	existing bool
-	// existingStat is its stat from when it was opened.
-	existingStat fs.Stat
-}
-
 // Run restores the tree with root ID tree from r into opt.Target. It
 // returns an error only for fatal problems (target unusable, bad include
-// path, unreadable root tree, context cancelled); problems with single
-// entries are listed in Result.Errors and do not stop the restore. After a
-// cancellation the partial Result is returned along with the error.
+// or exclude pattern, unreadable root tree, context cancelled); problems
+// with single entries are listed in Result.Errors and do not stop the
+// restore. After a cancellation the partial Result is returned along with
+// the error.
 func Run(ctx context.Context, r *repo.Repository, tree blob.ID, opt Options) (*Result, error) {
 	if opt.Target == "" {
 		return nil, errors.New("restore: no target directory")
@@ -148,122 +253,95 @@ func Run(ctx context.Context, r *repo.Repository, tree blob.ID, opt Options) (*R
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.NumCPU() + 1
 	}
+	prefix := strings.Trim(opt.Subpath, "/")
+	if prefix != "" {
+		n, err := snapshot.FindPath(ctx, r, tree, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("restore %s: %w", opt.Subpath, err)
+		}
+		if n.Type != snapshot.Dir {
+			return nil, fmt.Errorf("restore %s: it is a %s, not a directory (SNAPSHOT:PATH restores a directory's contents; for one file use --include)", opt.Subpath, n.Type)
+		}
+		tree = n.Subtree
+	}
 	root, err := snapshot.LoadTree(ctx, r, tree)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	sel, err := selectPaths(ctx, r, tree, opt.Include)
+	sel, err := newSelection(ctx, r, tree, opt.Include, opt.Exclude)
 	if err != nil {
 		return nil, err
 	}
 	// Only now, with every include path known to exist, touch the target.
-	if err := os.MkdirAll(opt.Target, 0o700); err != nil {
-		return nil, fmt.Errorf("restore %s: %w", opt.Target, err)
-	}
-	rootDir, err := fs.OpenDirFollow(opt.Target)
+	rootDir, err := openTarget(opt.Target, opt.DryRun)
 	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		return nil, err
 	}
 	w := newRestorer(r, opt, rootDir)
+	w.prefix, w.sel = prefix, sel
 
 	var workers sync.WaitGroup
-	for range opt.Workers {
-		workers.Go(func() { w.worker(ctx) })
+	if !opt.DryRun {
+		for range opt.Workers {
+			workers.Go(func() { w.worker(ctx) })
+		}
 	}
-	top := &dirJob{dir: rootDir}
+	top := &dirJob{dir: rootDir, made: true, included: sel.all()}
 	top.pending.Store(1)
-	w.walk(ctx, top, root, sel)
+	w.walk(ctx, top, root)
 	top.childDone(w)
 	close(w.jobs)
 	workers.Wait()
-	rootDir.Close()
+	if rootDir != nil {
+		rootDir.Close()
+	}
 
 	res := &Result{Files: w.files.Load(), Dirs: w.dirs.Load(), Other: w.other.Load(), Bytes: w.bytes.Load(),
-		Unchanged: w.unchanged.Load(), UnchangedBytes: w.unchangedBytes.Load()}
+		Replaced: w.replaced.Load(), Unchanged: w.unchanged.Load(), UnchangedBytes: w.unchangedBytes.Load(), Skipped: w.skipped.Load(),
+		Verified: w.verified.Load(), VerifiedBytes: w.verifiedBytes.Load(), Unmatched: sel.unmatched()}
 	w.mu.Lock()
-	res.Errors = w.errs
+	res.Errors, res.Mismatches = w.errs, w.mismatches
 	w.mu.Unlock()
-	slices.SortStableFunc(res.Errors, func(a, b FileError) int { return strings.Compare(a.Path, b.Path) })
+	byPath := func(a, b FileError) int { return strings.Compare(a.Path, b.Path) }
+	slices.SortStableFunc(res.Errors, byPath)
+	slices.SortStableFunc(res.Mismatches, byPath)
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("restore %s: %w", opt.Target, err)
 	}
 	return res, nil
 }
 
+// newRestorer returns a restorer of everything into root.
 func newRestorer(r *repo.Repository, opt Options, root *fs.Dir) *restorer {
 	prog := opt.Progress
 	if prog == nil {
 		prog = &Progress{}
 	}
-	return &restorer{repo: r, opt: opt, prog: prog, target: strings.TrimRight(opt.Target, "/"), root: root,
+	return &restorer{repo: r, opt: opt, prog: prog, target: strings.TrimRight(opt.Target, "/"), root: root, sel: &selection{},
 		jobs: make(chan fileJob, 4*opt.Workers), links: map[string]*leader{}, blobs: newReadAhead(r)}
 }
 
-// selector marks the part of a tree to restore: everything below an entry
-// with all set, only the named children otherwise.
-type selector struct {
-	all      bool
-	children map[string]*selector
-}
-
-// selectPaths checks the include paths against the snapshot and builds
-// their selector; nil means everything.
-func selectPaths(ctx context.Context, r *repo.Repository, tree blob.ID, include []string) (*selector, error) {
-	if len(include) == 0 {
-		return nil, nil
-	}
-	top := &selector{children: map[string]*selector{}}
-	everything := false
-	for _, inc := range include {
-		parts, err := splitInclude(inc)
+// openTarget creates (unless dry) and opens the target directory; a dry
+// run on a target that does not exist yet gets nil.
+func openTarget(target string, dry bool) (*fs.Dir, error) {
+	if dry {
+		d, err := fs.OpenDirFollow(target)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("restore: %w", err)
 		}
-		if len(parts) == 0 {
-			everything = true
-			continue
-		}
-		if _, err := snapshot.FindPath(ctx, r, tree, strings.Join(parts, "/")); err != nil {
-			return nil, fmt.Errorf("restore: include %q: %w", inc, err)
-		}
-		s := top
-		for _, part := range parts {
-			if s.all {
-				break
-			}
-			c := s.children[part]
-			if c == nil {
-				c = &selector{children: map[string]*selector{}}
-				s.children[part] = c
-			}
-			s = c
-		}
-		s.all, s.children = true, nil
+		return d, nil
 	}
-	if everything {
-		return nil, nil
+	if err := os.MkdirAll(target, 0o700); err != nil {
+		return nil, fmt.Errorf("restore %s: %w", target, err)
 	}
-	return top, nil
-}
-
-// splitInclude splits an include path into names. A leading slash is
-// accepted since snapshot trees mirror absolute paths; ".." is refused
-// rather than resolved, as it most likely means a mistake.
-func splitInclude(inc string) ([]string, error) {
-	var parts []string
-	for _, p := range strings.Split(inc, "/") {
-		switch p {
-		case "", ".":
-			continue
-		case "..":
-			return nil, fmt.Errorf("restore: include %q: \"..\" is not allowed", inc)
-		}
-		if err := snapshot.ValidName(p); err != nil {
-			return nil, fmt.Errorf("restore: include %q: %w", inc, err)
-		}
-		parts = append(parts, p)
+	d, err := fs.OpenDirFollow(target)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
 	}
-	return parts, nil
+	return d, nil
 }
 
 func joinSnap(dir, name string) string {
@@ -273,7 +351,8 @@ func joinSnap(dir, name string) string {
 	return dir + "/" + name
 }
 
-// display turns a snapshot path into the path written at the target.
+// display turns a path below the restore's root into the path at the
+// target.
 func (w *restorer) display(p string) string {
 	if p == "" {
 		return w.opt.Target
@@ -281,89 +360,167 @@ func (w *restorer) display(p string) string {
 	return w.target + "/" + p
 }
 
-func (w *restorer) report(p string, err error) {
+// report records what stopped the entry at p from being restored; an
+// entry the overwrite mode leaves alone (errSkipped) is counted as
+// skipped instead.
+func (w *restorer) report(p string, n *snapshot.Node, err error) {
+	if errors.Is(err, errSkipped) && n != nil {
+		w.skipped.Add(1)
+		w.notify(p, n, Skipped)
+		return
+	}
 	w.mu.Lock()
 	w.errs = append(w.errs, FileError{Path: w.display(p), Err: fs.ErrorText(err)})
 	w.mu.Unlock()
 }
 
+// notify sends an entry's action to Options.Report.
+func (w *restorer) notify(p string, n *snapshot.Node, a Action) {
+	if w.opt.Report == nil {
+		return
+	}
+	e := Entry{Path: w.display(p), Type: n.Type, Action: a}
+	if !utf8.ValidString(e.Path) {
+		e.PathBytes = []byte(e.Path)
+	}
+	if n.Type == snapshot.File {
+		e.Size = n.Size
+	}
+	w.opt.Report(e)
+}
+
+// restored counts an entry written, new or replacing what was there.
+func (w *restorer) restored(p string, n *snapshot.Node, replaced bool) {
+	switch n.Type {
+	case snapshot.File:
+		w.files.Add(1)
+		w.bytes.Add(n.Size)
+		w.prog.Files.Add(1)
+	case snapshot.Dir:
+		w.dirs.Add(1)
+		w.prog.Dirs.Add(1)
+	default:
+		w.other.Add(1)
+	}
+	a := Restored
+	if replaced {
+		w.replaced.Add(1)
+		a = Replaced
+	}
+	w.notify(p, n, a)
+}
+
+// merged counts a directory that was there and is merged into.
+func (w *restorer) merged() {
+	w.dirs.Add(1)
+	w.prog.Dirs.Add(1)
+}
+
+// kept counts an entry that was already there as the snapshot has it.
+func (w *restorer) kept(p string, n *snapshot.Node) {
+	w.unchanged.Add(1)
+	if n.Type == snapshot.File {
+		w.unchangedBytes.Add(n.Size)
+	}
+	w.notify(p, n, Kept)
+}
+
 // walk restores the entries of tree t into directory d, depth-first in
 // name order, which is the order hard-link groups were recorded in.
-func (w *restorer) walk(ctx context.Context, d *dirJob, t *snapshot.Tree, sel *selector) {
+func (w *restorer) walk(ctx context.Context, d *dirJob, t *snapshot.Tree) {
 	for i := range t.Nodes {
 		if ctx.Err() != nil {
 			return
 		}
 		n := &t.Nodes[i]
-		var sub *selector
-		if sel != nil {
-			s, ok := sel.children[n.Name]
-			if !ok {
-				continue
-			}
-			if !s.all {
-				sub = s
-			}
-		}
 		// DecodeTree already refuses these names; checking again keeps
 		// this package safe on its own. The error names the entry; the
 		// path is its directory's, as joining a bad name would mislead.
 		if err := snapshot.ValidName(n.Name); err != nil {
-			w.report(d.path, err)
+			w.report(d.path, nil, err)
 			continue
 		}
 		p := joinSnap(d.path, n.Name)
-		if sub != nil && n.Type != snapshot.Dir {
-			w.report(p, errors.New("not a directory, but an included path lies below it"))
-			continue
-		}
-		switch n.Type {
-		case snapshot.Dir:
-			w.restoreDir(ctx, d, n, p, sub)
-		case snapshot.File:
-			w.restoreFile(ctx, d, n, p)
-		default:
-			w.restoreOther(d, n, p)
+		included, below := w.sel.pick("/"+p, n.Type == snapshot.Dir, d.included)
+		switch {
+		case included && n.Type == snapshot.Dir:
+			w.restoreDir(ctx, d, n, p, true)
+		case included:
+			if err := w.ensure(d); err != nil {
+				continue // reported with d
+			}
+			if w.opt.DryRun {
+				w.planEntry(ctx, d, n, p)
+			} else if n.Type == snapshot.File {
+				w.restoreFile(ctx, d, n, p)
+			} else {
+				w.restoreOther(d, n, p)
+			}
+		case below:
+			w.restoreDir(ctx, d, n, p, false)
 		}
 	}
 }
 
-func (w *restorer) restoreDir(ctx context.Context, parent *dirJob, n *snapshot.Node, p string, sel *selector) {
-	dir, err := w.makeDir(parent.dir, n.Name)
-	if err != nil {
-		w.report(p, err)
-		return
+// restoreDir restores directory n (at p, in parent) and what is selected
+// below it. A directory not itself included is made only once an entry
+// below it is.
+func (w *restorer) restoreDir(ctx context.Context, parent *dirJob, n *snapshot.Node, p string, included bool) {
+	d := &dirJob{path: p, name: n.Name, node: n, parent: parent, included: included}
+	if included && w.ensure(d) != nil {
+		return // reported
 	}
-	w.dirs.Add(1)
-	w.prog.Dirs.Add(1)
-	d := &dirJob{path: p, name: n.Name, node: n, parent: parent, dir: dir}
 	d.pending.Store(1)
 	parent.pending.Add(1)
 	t, err := snapshot.LoadTree(ctx, w.repo, n.Subtree)
 	switch {
 	case err == nil:
-		w.walk(ctx, d, t, sel)
+		w.walk(ctx, d, t)
 	case ctx.Err() == nil:
-		w.report(p, fmt.Errorf("contents not restored: %w", err))
+		w.report(p, nil, fmt.Errorf("contents not restored: %w", err))
 	}
 	d.childDone(w)
 }
 
-// makeDir creates (or, if it exists, merges into) directory name and
-// opens it.
-func (w *restorer) makeDir(parent *fs.Dir, name string) (*fs.Dir, error) {
+// ensure makes directory d, and the directories leading to it, at the
+// target (dry: decides what would happen to them). Only the walker calls
+// it; a failure is reported once, for the directory that failed.
+func (w *restorer) ensure(d *dirJob) error {
+	if d.made {
+		return d.err
+	}
+	d.made = true
+	if err := w.ensure(d.parent); err != nil {
+		d.err = err
+		return err
+	}
+	if w.opt.DryRun {
+		d.dir, d.err = w.planDir(d)
+	} else {
+		d.dir, d.err = w.makeDir(d)
+	}
+	if d.err != nil {
+		w.report(d.path, d.node, d.err)
+	}
+	return d.err
+}
+
+// makeDir creates (or, if it exists, merges into) directory d and opens
+// it. Something else in its place is dealt with as the overwrite mode
+// says.
+func (w *restorer) makeDir(d *dirJob) (*fs.Dir, error) {
+	parent, name := d.parent.dir, d.name
+	replaced, merged := false, false
 	err := parent.Mkdir(name, 0o700)
 	if errors.Is(err, fs.ErrExist) {
 		var st fs.Stat
-		if st, err = parent.Lstat(name); err == nil {
-			switch {
-			case st.IsDir():
-				// merge
-			case !w.opt.Overwrite:
-				return nil, errExists
-			default:
+		st, err = parent.Lstat(name)
+		merged = err == nil && st.IsDir()
+		if err == nil && !merged {
+			if err = w.replaceable(st, d.node); err == nil {
 				if err = parent.Remove(name); err == nil {
 					err = parent.Mkdir(name, 0o700)
+					replaced = true
 				}
 			}
 		}
@@ -371,16 +528,21 @@ func (w *restorer) makeDir(parent *fs.Dir, name string) (*fs.Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := parent.OpenDir(name)
+	dir, err := parent.OpenDir(name)
 	if err != nil {
 		return nil, err
 	}
 	// A directory merged into (or made under an odd umask) may be closed
 	// to us; it gets its final mode once its contents are restored.
-	if st, err := d.Stat(); err == nil && st.Mode&0o700 != 0o700 && int(st.UID) == os.Geteuid() {
-		_ = d.Chmod(st.Mode&0o7777 | 0o700)
+	if st, err := dir.Stat(); err == nil && st.Mode&0o700 != 0o700 && int(st.UID) == os.Geteuid() {
+		_ = dir.Chmod(st.Mode&0o7777 | 0o700)
 	}
-	return d, nil
+	if merged {
+		w.merged()
+	} else {
+		w.restored(d.path, d.node, replaced)
+	}
+	return dir, nil
 }
 
 // childDone records that one child (or the walker) is done with d; the
@@ -393,514 +555,26 @@ func (d *dirJob) childDone(w *restorer) {
 		// The target itself: its metadata is not the snapshot's.
 		return
 	}
-	if err := w.setMeta(d.parent.dir, d.name, d.dir, d.node); err != nil {
-		w.report(d.path, err)
+	if d.dir != nil {
+		if !w.opt.DryRun {
+			if err := w.setMeta(d.parent.dir, d.name, d.dir, d.node); err != nil {
+				w.report(d.path, nil, err)
+			}
+		}
+		d.dir.Close()
 	}
-	d.dir.Close()
 	d.parent.childDone(w)
 }
 
-// linkKey names the hard-link group of a file node, "" for none.
-func linkKey(n *snapshot.Node, p string) string {
+// linkKey names the hard-link group of a file node at p (below the
+// restore's root), "" for none. Groups are named by snapshot paths from
+// the root tree, as HardLink records them.
+func (w *restorer) linkKey(n *snapshot.Node, p string) string {
 	switch {
 	case n.HardLink != "":
 		return n.HardLink
 	case n.MultiLink:
-		return p
+		return joinSnap(w.prefix, p)
 	}
 	return ""
-}
-
-// restoreFile creates the file (so existing entries are dealt with in walk
-// order) and hands it to a worker, or queues a hard link to its group's
-// leader.
-func (w *restorer) restoreFile(ctx context.Context, d *dirJob, n *snapshot.Node, p string) {
-	j := fileJob{dir: d, node: n, path: p}
-	key := linkKey(n, p)
-	if ld := w.links[key]; ld != nil {
-		j.linkTo = ld
-	} else {
-		f, st, existing, err := w.createOrOpen(d.dir, n)
-		if err != nil {
-			w.report(p, err)
-			return
-		}
-		j.f, j.existing, j.existingStat = f, existing, st
-		if key != "" {
-			j.lead = &leader{dir: d, path: p, done: make(chan struct{})}
-			w.links[key] = j.lead
-		}
-	}
-	d.pending.Add(1)
-	select {
-	case w.jobs <- j:
-	case <-ctx.Done():
-		w.abandon(j)
-		d.pending.Add(-1) // the walker still holds d
-	}
-}
-
-// createOrOpen creates the file for n or, when a regular file of n's size
-// is in its place, opens that for reading (existing set) so that a worker
-// can tell whether it already holds n's content. Anything else in the way
-// is dealt with as place does. The file is opened without following a
-// symlink, and checked to be the one just looked at.
-func (w *restorer) createOrOpen(dir *fs.Dir, n *snapshot.Node) (f *fs.File, st fs.Stat, existing bool, err error) {
-	f, err = dir.CreateFile(n.Name, 0o600)
-	if err == nil || !errors.Is(err, fs.ErrExist) {
-		return f, fs.Stat{}, false, err
-	}
-	if st, err = dir.Lstat(n.Name); err == nil && st.IsRegular() && uint64(st.Size) == n.Size {
-		if f, err = dir.OpenFile(n.Name); err == nil {
-			fst, err := f.Stat()
-			if err == nil && fst.IsRegular() && fst.Dev == st.Dev && fst.Ino == st.Ino && fst.Size == st.Size {
-				return f, fst, true, nil
-			}
-			f.Close()
-		}
-		// Unreadable, or replaced meanwhile: a file that cannot be
-		// compared is a different one.
-	}
-	f, err = w.createFile(dir, n.Name)
-	return f, fs.Stat{}, false, err
-}
-
-func (w *restorer) createFile(dir *fs.Dir, name string) (*fs.File, error) {
-	var f *fs.File
-	err := w.place(dir, name, "create file", func() error {
-		var err error
-		f, err = dir.CreateFile(name, 0o600)
-		return err
-	})
-	return f, err
-}
-
-// place runs create for name in dir; the errors of create name the
-// operation (op) themselves. If something is there already it is removed
-// (not followed) and create retried when Overwrite allows it; directories
-// are never removed.
-func (w *restorer) place(dir *fs.Dir, name, op string, create func() error) error {
-	err := create()
-	if err == nil || !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	st, err := dir.Lstat(name)
-	if err != nil {
-		return fmt.Errorf("%s: inspect existing entry: %w", op, err)
-	}
-	if st.IsDir() {
-		return errIsDir
-	}
-	if !w.opt.Overwrite {
-		return errExists
-	}
-	if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: remove existing entry: %w", op, err)
-	}
-	return create()
-}
-
-// abandon undoes a job that will not run: an empty file is not the
-// snapshot's content, so it goes; a file that was there stays.
-func (w *restorer) abandon(j fileJob) {
-	if j.f != nil {
-		j.f.Close()
-		if !j.existing {
-			j.dir.dir.Remove(j.node.Name)
-		}
-	}
-	if j.lead != nil {
-		close(j.lead.done)
-	}
-}
-
-func (w *restorer) worker(ctx context.Context) {
-	for j := range w.jobs {
-		switch {
-		case ctx.Err() != nil:
-			w.abandon(j)
-		case j.linkTo != nil:
-			w.linkFile(ctx, j)
-		default:
-			w.writeFile(ctx, j)
-		}
-		j.dir.childDone(w)
-	}
-}
-
-// writeFile fills the file the walker created and sets its metadata. On
-// failure the file is removed: a restore never leaves wrong content behind.
-func (w *restorer) writeFile(ctx context.Context, j fileJob) {
-	n := j.node
-	ok := false
-	if j.lead != nil {
-		defer func() {
-			j.lead.ok = ok
-			close(j.lead.done)
-		}()
-	}
-	if j.existing {
-		keep, err := w.keepExisting(ctx, j)
-		if keep || err != nil {
-			if err != nil && ctx.Err() == nil {
-				w.report(j.path, err)
-			}
-			ok = keep
-			return
-		}
-		// Different content, and Overwrite: replace it.
-		if j.f, err = w.createFile(j.dir.dir, n.Name); err != nil {
-			w.report(j.path, err)
-			return
-		}
-		j.existing = false
-	}
-	err := w.writeContent(ctx, j.f, n)
-	if err == nil && j.lead != nil {
-		var st fs.Stat
-		if st, err = j.f.Stat(); err == nil {
-			j.lead.dev, j.lead.ino = st.Dev, st.Ino
-		}
-	}
-	if err != nil {
-		j.f.Close()
-		if uerr := j.dir.dir.Remove(n.Name); uerr != nil && !errors.Is(uerr, fs.ErrNotExist) {
-			err = fmt.Errorf("%w; removing the incomplete file failed: %w", err, uerr)
-		}
-		if ctx.Err() == nil {
-			w.report(j.path, err)
-		}
-		return
-	}
-	metaErr := w.setMeta(j.dir.dir, n.Name, j.f, n)
-	if err := j.f.Close(); err != nil {
-		metaErr = errors.Join(metaErr, err)
-	}
-	if metaErr != nil {
-		w.report(j.path, metaErr)
-	}
-	ok = true
-	w.files.Add(1)
-	w.bytes.Add(n.Size)
-	w.prog.Files.Add(1)
-}
-
-var zeros [64 << 10]byte
-
-func isZero(b []byte) bool {
-	for len(b) > 0 {
-		k := min(len(b), len(zeros))
-		if !bytes.Equal(b[:k], zeros[:k]) {
-			return false
-		}
-		b = b[k:]
-	}
-	return true
-}
-
-// writeContent writes n's chunks in order into f, a file just created
-// (empty). All-zero chunks are skipped and the size set with ftruncate at
-// the end, which leaves holes where the source most likely had them; a
-// file whose last chunk was written needs no ftruncate (most files: one
-// system call fewer a file).
-func (w *restorer) writeContent(ctx context.Context, f *fs.File, n *snapshot.Node) error {
-	var off, end uint64
-	for _, id := range n.Content {
-		data, err := w.blobs.load(ctx, id)
-		if err != nil {
-			return fmt.Errorf("load content: %w", err)
-		}
-		if off+uint64(len(data)) > n.Size {
-			return fmt.Errorf("content exceeds the recorded size %d: %w", n.Size, repo.ErrCorrupt)
-		}
-		if !isZero(data) {
-			if _, err := f.WriteAt(data, int64(off)); err != nil {
-				return err
-			}
-			end = off + uint64(len(data))
-		}
-		off += uint64(len(data))
-		w.prog.Bytes.Add(uint64(len(data)))
-	}
-	if off != n.Size {
-		return fmt.Errorf("content is %d bytes, the recorded size is %d: %w", off, n.Size, repo.ErrCorrupt)
-	}
-	if end == off {
-		return nil
-	}
-	return f.Truncate(int64(off))
-}
-
-// keepExisting decides about the file that was in j's place (and closes
-// it): when it holds the snapshot's content it is kept, its metadata set
-// and counted as unchanged (keep true, and it becomes the leader of its
-// hard-link group); when it differs, an error says it was not overwritten,
-// unless Overwrite asks the caller to replace it (keep and err nil).
-func (w *restorer) keepExisting(ctx context.Context, j fileJob) (keep bool, err error) {
-	n := j.node
-	same, cerr := w.sameContent(ctx, j.f, n)
-	j.f.Close()
-	switch {
-	case ctx.Err() != nil:
-		return false, ctx.Err()
-	case same:
-		// By name, not through the descriptor: it was opened for reading,
-		// and on Windows that handle may not set attributes. The fs calls
-		// do not follow symlinks.
-		if err := w.setMeta(j.dir.dir, n.Name, nil, n); err != nil {
-			w.report(j.path, err)
-		}
-		if j.lead != nil {
-			j.lead.dev, j.lead.ino = j.existingStat.Dev, j.existingStat.Ino
-		}
-		w.unchanged.Add(1)
-		w.unchangedBytes.Add(n.Size)
-		return true, nil
-	case w.opt.Overwrite:
-		return false, nil
-	case cerr != nil:
-		return false, fmt.Errorf("%w; comparing it with the snapshot failed: %w", errExists, cerr)
-	}
-	return false, errExists
-}
-
-// sameContent reports whether f, of n's size, holds n's content. It reads
-// the file in the snapshot's chunks (their lengths from the index) and
-// compares their keyed hashes with the chunk IDs, so nothing is
-// downloaded. A chunk the index does not know makes the file count as
-// different.
-func (w *restorer) sameContent(ctx context.Context, f *fs.File, n *snapshot.Node) (bool, error) {
-	var buf []byte
-	var off uint64
-	for _, id := range n.Content {
-		if err := ctx.Err(); err != nil {
-			return false, err
-		}
-		loc, ok := w.repo.Index().Lookup(id)
-		if !ok || loc.Type != blob.Data || off+uint64(loc.RawLen) > n.Size {
-			return false, nil
-		}
-		size := int(loc.RawLen)
-		if cap(buf) < size {
-			buf = make([]byte, size)
-		}
-		if _, err := io.ReadFull(f, buf[:size]); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return false, nil // shrunk meanwhile
-			}
-			return false, err
-		}
-		if w.repo.Key().ID(buf[:size]) != id {
-			return false, nil
-		}
-		off += uint64(size)
-	}
-	if off != n.Size {
-		return false, nil
-	}
-	// Grown meanwhile?
-	var one [1]byte
-	if k, err := f.Read(one[:]); k > 0 || (err != nil && !errors.Is(err, io.EOF)) {
-		return false, err
-	}
-	return true, nil
-}
-
-// linkFile waits for the group's leader and links to it. If the leader
-// failed, or cannot be linked to (too many links, another filesystem
-// mounted inside the target), the content is written as a separate file.
-func (w *restorer) linkFile(ctx context.Context, j fileJob) {
-	ld := j.linkTo
-	select {
-	case <-ld.done:
-	case <-ctx.Done():
-		return
-	}
-	if ld.ok {
-		// Linked already (restored before into the same place)?
-		if st, err := j.dir.dir.Lstat(j.node.Name); err == nil && st.IsRegular() && st.Dev == ld.dev && st.Ino == ld.ino {
-			w.unchanged.Add(1)
-			w.unchangedBytes.Add(j.node.Size)
-			return
-		}
-		err := w.link(ld, j)
-		if err == nil {
-			w.files.Add(1)
-			w.bytes.Add(j.node.Size)
-			w.prog.Files.Add(1)
-			w.prog.Bytes.Add(j.node.Size)
-			return
-		}
-		if errors.Is(err, errExists) || errors.Is(err, errIsDir) {
-			w.report(j.path, err)
-			return
-		}
-	}
-	f, st, existing, err := w.createOrOpen(j.dir.dir, j.node)
-	if err != nil {
-		w.report(j.path, err)
-		return
-	}
-	j.f, j.existing, j.existingStat, j.linkTo = f, existing, st, nil
-	w.writeFile(ctx, j)
-}
-
-// link creates j's entry as a hard link to the leader, after checking the
-// leader's name still holds the inode that was written.
-func (w *restorer) link(ld *leader, j fileJob) error {
-	olddir := j.dir.dir
-	if ld.dir != j.dir {
-		// The leader's directory may be done and closed by now: open it
-		// again from the target, one component at a time.
-		d, err := w.root.OpenDirPath(path.Dir(ld.path))
-		if err != nil {
-			return fmt.Errorf("open directory of %s: %w", w.display(ld.path), err)
-		}
-		defer d.Close()
-		olddir = d
-	}
-	oldname := path.Base(ld.path)
-	st, err := olddir.Lstat(oldname)
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", w.display(ld.path), err)
-	}
-	if st.Dev != ld.dev || st.Ino != ld.ino {
-		return fmt.Errorf("%s was replaced during the restore", w.display(ld.path))
-	}
-	return w.place(j.dir.dir, j.node.Name, "link", func() error {
-		return fs.Link(olddir, oldname, j.dir.dir, j.node.Name)
-	})
-}
-
-// restoreOther creates a symlink, fifo, socket or device node.
-func (w *restorer) restoreOther(d *dirJob, n *snapshot.Node, p string) {
-	mknod := func(typ uint32, dev uint64) func() error {
-		return func() error { return d.dir.Mknod(n.Name, typ|0o600, dev) }
-	}
-	var create func() error
-	op := "create " + n.Type.String()
-	switch n.Type {
-	case snapshot.Symlink:
-		create = func() error { return d.dir.Symlink(n.Target, n.Name) }
-	case snapshot.Fifo:
-		create = mknod(fs.TypeFifo, 0)
-	case snapshot.Socket:
-		create = mknod(fs.TypeSocket, 0)
-	case snapshot.CharDev:
-		create = mknod(fs.TypeCharDev, n.Rdev)
-	case snapshot.BlockDev:
-		create = mknod(fs.TypeBlockDev, n.Rdev)
-	default:
-		w.report(p, fmt.Errorf("unknown entry type %s", n.Type))
-		return
-	}
-	err := create()
-	if errors.Is(err, fs.ErrExist) && sameEntry(d.dir, n) {
-		// Restored before into the same place: keep it, as files with the
-		// snapshot's content are kept.
-		if err := w.setMeta(d.dir, n.Name, nil, n); err != nil {
-			w.report(p, err)
-		}
-		w.unchanged.Add(1)
-		return
-	}
-	if err != nil {
-		err = w.place(d.dir, n.Name, op, create)
-	}
-	if err != nil {
-		if (n.Type == snapshot.CharDev || n.Type == snapshot.BlockDev) && errors.Is(err, fs.ErrPermission) {
-			err = fmt.Errorf("%w (creating devices needs root)", err)
-		}
-		w.report(p, err)
-		return
-	}
-	if err := w.setMeta(d.dir, n.Name, nil, n); err != nil {
-		w.report(p, err)
-	}
-	w.other.Add(1)
-}
-
-// sameEntry reports whether the entry name in dir is already what n
-// describes: a symlink with n's target, a fifo, a socket, a device with
-// n's number. Nothing is followed.
-func sameEntry(dir *fs.Dir, n *snapshot.Node) bool {
-	st, err := dir.Lstat(n.Name)
-	if err != nil {
-		return false
-	}
-	switch n.Type {
-	case snapshot.Symlink:
-		if !st.IsSymlink() {
-			return false
-		}
-		target, err := dir.Readlink(n.Name)
-		return err == nil && target == n.Target
-	case snapshot.Fifo:
-		return st.Type() == fs.TypeFifo
-	case snapshot.Socket:
-		return st.Type() == fs.TypeSocket
-	case snapshot.CharDev:
-		return st.Type() == fs.TypeCharDev && st.Rdev == n.Rdev
-	case snapshot.BlockDev:
-		return st.Type() == fs.TypeBlockDev && st.Rdev == n.Rdev
-	}
-	return false
-}
-
-// openEntry is an entry open while its metadata is set: a restored file or
-// directory. Going through it rather than its name saves path lookups and
-// cannot be redirected.
-type openEntry interface {
-	Chown(uid, gid uint32) error
-	SetXattr(x fs.Xattr) error
-	Chmod(mode uint32) error
-}
-
-// setMeta restores owner, xattrs, mode and mtime of name in dir, through
-// self (the entry itself) when it is open. The order matters: chown clears
-// setuid/setgid bits and file capabilities, and user xattrs need write
-// permission, so the mode comes after both; the mtime comes last.
-func (w *restorer) setMeta(dir *fs.Dir, name string, self openEntry, n *snapshot.Node) error {
-	var errs []error
-	if w.opt.Owners {
-		var err error
-		if self != nil {
-			err = self.Chown(n.UID, n.GID)
-		} else {
-			err = dir.Lchown(name, n.UID, n.GID)
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, x := range n.Xattrs {
-		var err error
-		if self != nil {
-			err = self.SetXattr(fs.Xattr{Name: x.Name, Value: x.Value})
-		} else {
-			err = dir.Lsetxattr(name, fs.Xattr{Name: x.Name, Value: x.Value})
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if n.Type != snapshot.Symlink { // symlink modes mean nothing on Linux
-		mode := n.Mode & 0o7777
-		var err error
-		if self != nil {
-			err = self.Chmod(mode)
-		} else {
-			err = dir.Lchmod(name, mode)
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := dir.SetMtime(name, n.MTime); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("restore metadata: %w", errors.Join(errs...))
 }

@@ -503,7 +503,7 @@ func TestRestoreFull(t *testing.T) {
 			// Restoring again over the result merges directories and keeps
 			// every other entry, which already is the snapshot's, Overwrite
 			// or not (TestRestoreAgain looks closer).
-			res, err = Run(ctx, rr, tree, Options{Target: target, Owners: owners, Workers: tc.workers, Overwrite: true})
+			res, err = Run(ctx, rr, tree, Options{Target: target, Owners: owners, Workers: tc.workers, Overwrite: OverwriteAlways})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -521,32 +521,57 @@ func TestRestoreInclude(t *testing.T) {
 	sp := snapPath(src.dir)
 
 	for _, tc := range []struct {
-		name    string
-		include []string
-		want    []string // present below the restored root
-		absent  []string
-		linked  [][2]string // pairs that must share an inode
-		wantErr string      // Run fails, nothing written
+		name      string
+		include   []string
+		exclude   []string
+		want      []string // present below the restored root
+		absent    []string
+		linked    [][2]string // pairs that must share an inode
+		unmatched []string    // include patterns reported as matching nothing
+		wantErr   string      // Run fails, nothing written
 	}{
-		{name: "subdirectory", include: []string{sp + "/dir"},
+		{name: "subdirectory", include: []string{"/" + sp + "/dir"},
 			want: []string{"dir/big.bin", "dir/sub/deeper/file.txt", "dir/sub/three-3", "dir/link-abs"}, absent: []string{"small.txt", "hl", "ro"}},
-		{name: "leading slash and nested includes", include: []string{"/" + sp + "/dir/sub", sp + "/dir"},
+		{name: "end of the path, without a leading slash", include: []string{"src/dir"},
+			want: []string{"dir/big.bin", "dir/sub/deeper/file.txt"}, absent: []string{"small.txt", "hl"}},
+		{name: "nested includes", include: []string{"/" + sp + "/dir/sub", "/" + sp + "/dir"},
 			want: []string{"dir/big.bin", "dir/sub/deeper/file.txt"}, absent: []string{"small.txt"}},
-		{name: "single file", include: []string{sp + "/small.txt"},
+		{name: "the root: everything", include: []string{"/", "*.nothing"},
+			want: []string{"small.txt", "dir/big.bin", "hl/a"}},
+		{name: "single file", include: []string{"/" + sp + "/small.txt"},
 			want: []string{"small.txt"}, absent: []string{"dir", "empty"}},
-		{name: "hard link whose first copy is excluded", include: []string{sp + "/hl", sp + "/other"},
+		{name: "name glob at any depth", include: []string{"*.txt"},
+			want: []string{"small.txt", "dir/sub/deeper/file.txt", "ro/a.txt", "ro/b.txt", src.longPath}, absent: []string{"empty", "dir/big.bin", "hl", "other", "fifo"}},
+		{name: "anchored glob", include: []string{"/" + sp + "/*/a*"},
+			want: []string{"hl/a", "ro/a.txt"}, absent: []string{"hl/b", "ro/b.txt", "small.txt"}},
+		{name: "double star", include: []string{"/" + sp + "/dir/**/file.txt"},
+			want: []string{"dir/sub/deeper/file.txt"}, absent: []string{"dir/big.bin", "dir/sub/three-3"}},
+		{name: "exclude a directory and a glob", exclude: []string{"/" + sp + "/dir", "*.img", "bad*"},
+			want: []string{"small.txt", "hl/a", "ro/a.txt", src.longPath}, absent: []string{"dir", "sparse.img", "bad\xff\xfename"},
+			// three-3, the first name of its group, is excluded: the
+			// other two are still linked to each other.
+			linked: [][2]string{{"hl/three", "other/three-2"}}},
+		{name: "exclude wins over include", include: []string{"/" + sp + "/ro"}, exclude: []string{"b.txt"},
+			want: []string{"ro/a.txt"}, absent: []string{"ro/b.txt", "small.txt"}},
+		{name: "hard link whose first copy is excluded", include: []string{"/" + sp + "/hl", "/" + sp + "/other"},
 			want: []string{"hl/a", "hl/b", "hl/three", "other/three-2"}, absent: []string{"dir"},
 			linked: [][2]string{{"hl/a", "hl/b"}, {"hl/three", "other/three-2"}}},
-		{name: "long path", include: []string{sp + "/" + src.longPath},
+		{name: "hard links, the first left out by a glob", include: []string{"three*"},
+			want: []string{"hl/three", "other/three-2", "dir/sub/three-3"}, absent: []string{"hl/a", "dir/big.bin"},
+			linked: [][2]string{{"hl/three", "other/three-2"}, {"hl/three", "dir/sub/three-3"}}},
+		{name: "long path", include: []string{"/" + sp + "/" + src.longPath},
 			want: []string{src.longPath}, absent: []string{"dir"}},
-		{name: "missing path", include: []string{sp + "/dir", sp + "/nope"}, wantErr: "not found"},
-		{name: "through a file", include: []string{sp + "/small.txt/x"}, wantErr: "not a directory"},
+		{name: "a pattern that matches nothing", include: []string{"*.odt", "/" + sp + "/small.txt"},
+			want: []string{"small.txt"}, absent: []string{"dir"}, unmatched: []string{"*.odt"}},
+		{name: "missing path", include: []string{"/" + sp + "/dir", "/" + sp + "/nope"}, wantErr: "not found"},
+		{name: "through a file", include: []string{"/" + sp + "/small.txt/x"}, wantErr: "not a directory"},
 		{name: "dot-dot", include: []string{sp + "/../etc"}, wantErr: `".." is not allowed`},
+		{name: "bad glob", exclude: []string{"[a"}, wantErr: `--exclude: pattern "[a": malformed`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := filepath.Join(tempDir(t), "target")
 			removable(t, target)
-			res, err := Run(ctx, r, tree, Options{Target: target, Include: tc.include, Owners: os.Geteuid() == 0})
+			res, err := Run(ctx, r, tree, Options{Target: target, Include: tc.include, Exclude: tc.exclude, Owners: os.Geteuid() == 0})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Run error %v, want one containing %q", err, tc.wantErr)
@@ -560,6 +585,9 @@ func TestRestoreInclude(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkNoErrors(t, res)
+			if !slices.Equal(res.Unmatched, tc.unmatched) {
+				t.Errorf("unmatched patterns %q, want %q", res.Unmatched, tc.unmatched)
+			}
 			root := filepath.Join(target, src.dir)
 			rootfd, err := unix.Open(root, dirFlags, 0)
 			must(t, err)
@@ -647,7 +675,7 @@ func TestRestoreExisting(t *testing.T) {
 
 	for _, tc := range []struct {
 		name      string
-		overwrite bool
+		overwrite Overwrite
 		setup     func(t *testing.T, root, outside string)
 		wantErrs  map[string]string // path below root -> error text
 		check     func(t *testing.T, root, outside string)
@@ -664,7 +692,7 @@ func TestRestoreExisting(t *testing.T) {
 		},
 		{
 			name:      "file replaced",
-			overwrite: true,
+			overwrite: OverwriteAlways,
 			setup: func(t *testing.T, root, _ string) {
 				writeFile(t, filepath.Join(root, "f.txt"), []byte("old and longer"))
 			},
@@ -688,7 +716,7 @@ func TestRestoreExisting(t *testing.T) {
 		},
 		{
 			name:      "symlink in place of a file replaced, not followed",
-			overwrite: true,
+			overwrite: OverwriteAlways,
 			setup: func(t *testing.T, root, outside string) {
 				must(t, os.Symlink(filepath.Join(outside, "victim"), filepath.Join(root, "f.txt")))
 			},
@@ -712,7 +740,7 @@ func TestRestoreExisting(t *testing.T) {
 		},
 		{
 			name:      "symlink in place of a directory replaced, not followed",
-			overwrite: true,
+			overwrite: OverwriteAlways,
 			setup: func(t *testing.T, root, outside string) {
 				must(t, os.Symlink(outside, filepath.Join(root, "d")))
 			},
@@ -724,7 +752,7 @@ func TestRestoreExisting(t *testing.T) {
 		},
 		{
 			name:      "directory in place of a file",
-			overwrite: true,
+			overwrite: OverwriteAlways,
 			setup: func(t *testing.T, root, _ string) {
 				writeFile(t, filepath.Join(root, "f.txt/inside"), []byte("keep"))
 			},
@@ -933,7 +961,7 @@ func TestWalkRefusesInvalidNames(t *testing.T) {
 	root, err := fs.OpenDir(target)
 	must(t, err)
 	w := newRestorer(nil, Options{Target: target, Workers: 1}, root)
-	top := &dirJob{dir: root}
+	top := &dirJob{dir: root, made: true, included: true}
 	top.pending.Store(1)
 	names := []string{"..", ".", "", "a/b", "x\x00y"}
 	tree := &snapshot.Tree{}
@@ -942,7 +970,7 @@ func TestWalkRefusesInvalidNames(t *testing.T) {
 		tree.Nodes = append(tree.Nodes, snapshot.Node{Name: name, Type: snapshot.Symlink, Target: "/etc/passwd"})
 	}
 	tree.Nodes = append(tree.Nodes, snapshot.Node{Name: "ok", Type: snapshot.Symlink, Target: "/etc/passwd"})
-	w.walk(context.Background(), top, tree, nil)
+	w.walk(context.Background(), top, tree)
 	top.childDone(w)
 	root.Close()
 
