@@ -306,6 +306,9 @@ func journalBench(ctx context.Context, work, src string, tm, restic *tool, files
 	}
 	fmt.Printf("  ratios: restic/journal %.1fx, tidemark-full/journal %.1fx (100 changed files)\n",
 		restic100.wall.Seconds()/j100.wall.Seconds(), full100.wall.Seconds()/j100.wall.Seconds())
+	if err := hardLinkBench(ctx, src, 100, backup, add); err != nil {
+		return err
+	}
 
 	// The watcher's own cost while 100,000 files are created and deleted.
 	cpu0, _ := procCPU(watch.Process.Pid)

@@ -5,6 +5,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,13 +82,15 @@ func TestChangedFromFollowsScanRules(t *testing.T) {
 }
 
 // TestDeclinedScanReportsWhatHappened: a list-driven scan that meets a
-// changed hard-linked file gives up and scans fully. The snapshot, the
-// summary, --json and the history then describe the full scan alone: its
-// mode and reason, and only the bytes it read.
+// changed hard-linked file lists its other names' directories and scans
+// again; a chain of such files, each leading to the next, goes on for more
+// rounds than a scan allows, and it gives up and scans fully. The
+// snapshot, the summary, --json and the history then describe the full
+// scan alone: its mode and reason, and only the bytes it read.
 func TestDeclinedScanReportsWhatHappened(t *testing.T) {
 	e := newEnv(t)
 	src := filepath.Join(e.dir, "src")
-	const files, size = 40, 1 << 20
+	const files, size, chain = 40, 1 << 20, 6
 	var changed []string
 	write := func(p string) {
 		buf := make([]byte, size)
@@ -97,16 +100,27 @@ func TestDeclinedScanReportsWhatHappened(t *testing.T) {
 		}
 	}
 	os.MkdirAll(filepath.Join(src, "a"), 0o755)
-	os.MkdirAll(filepath.Join(src, "zz"), 0o755)
 	for i := range files {
 		p := filepath.Join(src, "a", "f"+string(rune('a'+i/26))+string(rune('a'+i%26)))
 		write(p)
 		changed = append(changed, p)
 	}
-	linked := filepath.Join(src, "zz", "linked")
-	write(linked)
-	if err := os.Link(linked, filepath.Join(src, "zz", "other-name")); err != nil {
-		t.Fatal(err)
+	// l0 has names in z0 and z1, l1 in z1 and z2, and so on: each round
+	// of the scan meets the next one changed.
+	var linked []string
+	for i := range chain {
+		dir := filepath.Join(src, fmt.Sprintf("z%d", i))
+		next := filepath.Join(src, fmt.Sprintf("z%d", i+1))
+		os.MkdirAll(dir, 0o755)
+		os.MkdirAll(next, 0o755)
+		p := filepath.Join(dir, fmt.Sprintf("l%d", i))
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(p, filepath.Join(next, fmt.Sprintf("m%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		linked = append(linked, p)
 	}
 	e.mustRun("init")
 	e.backupJSON(src)
@@ -116,17 +130,20 @@ func TestDeclinedScanReportsWhatHappened(t *testing.T) {
 		for _, p := range changed {
 			write(p)
 		}
-		f, err := os.OpenFile(linked, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
+		for _, p := range linked {
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("appended")
+			f.Close()
 		}
-		f.WriteString("appended")
-		f.Close()
-		os.WriteFile(list, []byte(strings.Join(append(changed, linked), "\n")+"\n"), 0o644)
+		os.WriteFile(list, []byte(strings.Join(append(changed, linked[0]), "\n")+"\n"), 0o644)
 	}
-	// Everything backup k must read: the 40 files and the linked one,
-	// through both of its names, which grows by a line each round.
-	want := func(k uint64) uint64 { return (files+2)*size + 2*k*uint64(len("appended")) }
+	// Everything backup k must read: the 40 files and the linked ones,
+	// through both of their names, which grow by a line each round.
+	want := func(k uint64) uint64 { return files*size + 2*chain*(1+k*uint64(len("appended"))) }
+	const reason = "hard-linked files changed whose other names were still not all listed after"
 
 	round()
 	r := e.mustRun("backup", "--json", "--changed-from", list, src)
@@ -140,22 +157,22 @@ func TestDeclinedScanReportsWhatHappened(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &b); err != nil {
 		t.Fatal(err)
 	}
-	if b.Scan.Mode != "parent-assisted" || !strings.Contains(b.Scan.Reason, "hard-linked file changed") {
-		t.Fatalf("scan %+v, want a full scan because of the hard link", b.Scan)
+	if b.Scan.Mode != "parent-assisted" || !strings.Contains(b.Scan.Reason, reason) {
+		t.Fatalf("scan %+v, want a full scan because of the hard links", b.Scan)
 	}
-	if b.Summary.BytesRead != want(1) || b.Summary.FilesChanged != files+2 {
-		t.Fatalf("summary %+v, want %d bytes read and %d files changed", b.Summary, want(1), files+2)
+	if b.Summary.BytesRead != want(1) || b.Summary.FilesChanged != files+2*chain {
+		t.Fatalf("summary %+v, want %d bytes read and %d files changed", b.Summary, want(1), files+2*chain)
 	}
 
 	round()
 	r = e.mustRun("backup", "--changed-from", list, src)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	last := lines[len(lines)-1]
-	if !strings.Contains(r.stdout, "gave up (hard-linked file changed") || !strings.Contains(last, "(parent-assisted scan)") {
+	if !strings.Contains(r.stdout, "gave up ("+reason) || !strings.Contains(last, "(parent-assisted scan)") {
 		t.Fatalf("summary does not say what happened:\n%s", r.stdout)
 	}
-	if !strings.Contains(r.stdout, "read 42.0 MiB,") {
-		t.Fatalf("summary should report the 42.0 MiB the full scan read:\n%s", r.stdout)
+	if !strings.Contains(r.stdout, "read 40.0 MiB,") {
+		t.Fatalf("summary should report the 40.0 MiB the full scan read:\n%s", r.stdout)
 	}
 
 	var hist []struct {

@@ -59,6 +59,18 @@ type Options struct {
 	// CheckStored: a file taken from the parent must have every blob in
 	// the index, or it is read again (after a repair dropped lost data).
 	CheckStored bool
+	// Links, in a journal scan, are the hard-linked inodes whose nodes the
+	// scan may rebuild: every directory that held a name of one in the
+	// parent snapshot is in Changed (or below ChangedTrees), and so is
+	// every name made since, so all its names are met in depth-first
+	// order as a full scan meets them. True: the directories that held
+	// its names are known (the set's hard-link records, or the stat
+	// cache); false: neither had it and the stat cache is not known to
+	// describe the parent whole, so the scan must meet as many names as
+	// it has links (else NeedFullScanError). A changed hard-linked file
+	// not in Links ends the scan with NeedLinksError, naming what the
+	// caller must add.
+	Links map[state.DevIno]bool
 	// RacyWindow: a file whose ctime is this close to the moment it was
 	// read is read again next time, since a write in the same timestamp
 	// tick would not change its ctime. Default 1s, which also covers
@@ -99,6 +111,10 @@ type Result struct {
 	// records of other directories are obsolete.
 	Links     map[string][]state.DevIno
 	LinksFull bool
+	// StatHoles: some directory got no stat cache row recorded with its
+	// new tree (rebuilt from the parent without its records), so the stat
+	// cache does not describe every entry of this snapshot.
+	StatHoles bool
 }
 
 type archiver struct {
@@ -117,10 +133,17 @@ type archiver struct {
 
 	// links maps (dev, ino) of multiply-linked files to the snapshot path
 	// of their first occurrence; only the walker goroutine uses it.
-	links map[[2]uint64]string
+	links map[state.DevIno]string
 	// journalScan: only the directories a change journal reported are
 	// visited.
 	journalScan bool
+	// Hard links of a journal scan, walker goroutine only: linkMissing
+	// holds changed hard-linked inodes not in Options.Links (with a path,
+	// for the message); linkSeen and linkNlink count the names met and
+	// the links of the inodes Options.Links has as false.
+	linkMissing map[state.DevIno]string
+	linkSeen    map[state.DevIno]int
+	linkNlink   map[state.DevIno]uint64
 
 	mu      sync.Mutex
 	errs    []FileError
@@ -129,6 +152,7 @@ type archiver struct {
 	sinkFailed bool
 	inodes     map[string][]state.DevIno
 
+	statHoles                              atomic.Bool
 	filesNew, filesChanged, filesUnchanged atomic.Uint64
 	dirsNew, dirsChanged, dirsUnchanged    atomic.Uint64
 }
@@ -236,7 +260,7 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (*Result, error) 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	a := &archiver{ctx: ctx, storeCtx: storeCtx, repo: r, opt: opt, prog: prog, jobs: make(chan fileJob, 4*opt.Workers), cancel: cancel,
-		links: map[[2]uint64]string{}}
+		links: map[state.DevIno]string{}, linkMissing: map[state.DevIno]string{}, linkSeen: map[state.DevIno]int{}, linkNlink: map[state.DevIno]uint64{}}
 
 	a.prefetch = make(chan prefetchTask, 256)
 	var prefetchers sync.WaitGroup
@@ -300,11 +324,14 @@ func Run(ctx context.Context, r *repo.Repository, opt Options) (*Result, error) 
 	if !rootDone.Load() {
 		return nil, errors.New("internal error: archive finished without a root tree")
 	}
+	if err := a.linksComplete(); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	res.Errors = a.errs
 	res.StatUpdates = a.updates
-	res.Links, res.LinksFull = a.inodes, !a.journalScan
+	res.Links, res.LinksFull, res.StatHoles = a.inodes, !a.journalScan, a.statHoles.Load()
 	res.Summary = snapshot.Summary{
 		FilesNew: a.filesNew.Load(), FilesChanged: a.filesChanged.Load(), FilesUnchanged: a.filesUnchanged.Load(),
 		DirsNew: a.dirsNew.Load(), DirsChanged: a.dirsChanged.Load(), DirsUnchanged: a.dirsUnchanged.Load(),

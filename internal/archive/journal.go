@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/tidemark/tidemark/internal/fs"
 	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
+	"github.com/tidemark/tidemark/internal/state"
 )
 
 // dirtyNode is a directory on the way to (or one of) the directories a
@@ -209,11 +211,71 @@ type NeedFullScanError struct{ Reason string }
 
 func (e *NeedFullScanError) Error() string { return "journal scan not possible: " + e.Reason }
 
-// checkRemovedLinks ends a journal scan when a listed directory held
-// hard-linked files, directly or in a subdirectory that is now gone or
-// replaced: the other links of those inodes sit in directories the scan
-// does not visit, whose nodes (link flags, first-link paths) would go
-// stale.
+// NeedLinksError ends a journal scan that met hard-linked files that
+// changed (content, metadata, names added, removed or moved) and are not
+// in Options.Links: their nodes elsewhere change too. The caller adds the
+// directories holding their names and scans again, or scans fully.
+type NeedLinksError struct {
+	// Inodes are the inodes to add, Paths a name of each (for messages),
+	// sorted by path.
+	Inodes []state.DevIno
+	Paths  []string
+}
+
+func (e *NeedLinksError) Error() string {
+	return fmt.Sprintf("journal scan needs the other names of %d hard-linked files (%s)", len(e.Inodes), strings.Join(e.Paths, ", "))
+}
+
+// needLink notes a changed hard-linked inode (met at p) whose names the
+// scan must all meet; those in Options.Links it does.
+func (a *archiver) needLink(key state.DevIno, p string) {
+	if _, ok := a.opt.Links[key]; ok {
+		return
+	}
+	if _, ok := a.linkMissing[key]; !ok {
+		a.linkMissing[key] = p
+	}
+}
+
+// linksComplete runs after the walk of a journal scan: it returns a
+// NeedLinksError for changed hard-linked files whose names were not all in
+// the scan's directories, and a NeedFullScanError when a file of
+// Options.Links that no record held has more links than the scan met: its
+// other names may be outside the backup, or in a directory the records
+// cannot tell (a stat cache row missing), and only a full scan knows.
+func (a *archiver) linksComplete() error {
+	if len(a.linkMissing) > 0 {
+		e := &NeedLinksError{}
+		for key, p := range a.linkMissing {
+			e.Inodes = append(e.Inodes, key)
+			e.Paths = append(e.Paths, p)
+		}
+		sort.Sort(byPath{e})
+		return e
+	}
+	for key, n := range a.linkNlink {
+		if seen := a.linkSeen[key]; uint64(seen) < n {
+			return &NeedFullScanError{Reason: fmt.Sprintf("a hard-linked file (inode %d) has %d links, %d of them where this backup can place its names: the others may be anywhere", key.Ino, n, seen)}
+		}
+	}
+	return nil
+}
+
+type byPath struct{ e *NeedLinksError }
+
+func (b byPath) Len() int           { return len(b.e.Paths) }
+func (b byPath) Less(i, j int) bool { return b.e.Paths[i] < b.e.Paths[j] }
+func (b byPath) Swap(i, j int) {
+	b.e.Paths[i], b.e.Paths[j] = b.e.Paths[j], b.e.Paths[i]
+	b.e.Inodes[i], b.e.Inodes[j] = b.e.Inodes[j], b.e.Inodes[i]
+}
+
+// checkRemovedLinks looks, in a journal scan, at the parent's entries of a
+// listed directory for hard-linked files whose name is gone, replaced or
+// changed, directly or in a subdirectory that is now gone or replaced:
+// their other names' nodes (link flags, first-link paths) change too, so
+// their inodes must be in Options.Links (needLink). The stat cache names
+// the inodes; where it cannot, only a full scan can find the other names.
 func (a *archiver) checkRemovedLinks(ctx context.Context, d *dirJob, l *listing, old *snapshot.Tree, oldRecs []scan.StatRecord) error {
 	for i := range old.Nodes {
 		on := &old.Nodes[i]
@@ -221,11 +283,14 @@ func (a *archiver) checkRemovedLinks(ctx context.Context, d *dirJob, l *listing,
 		k := sort.SearchStrings(l.names, on.Name)
 		present := k < len(l.names) && l.names[k] == on.Name && l.statErrs[k] == nil
 		if on.MultiLink {
-			// Removed or replaced links change the others' nodes.
 			rec := scan.FindStatRecord(oldRecs, on.Name)
-			if !present || !l.stats[k].IsRegular() || !recordMatches(rec, l.stats[k]) {
-				return &NeedFullScanError{Reason: "hard-linked file changed: " + p}
+			if present && l.stats[k].IsRegular() && recordMatches(rec, l.stats[k]) {
+				continue // unchanged
 			}
+			if rec == nil || rec.Ino == 0 {
+				return &NeedFullScanError{Reason: "hard-linked file changed, and the stat cache does not say which inode it was: " + p}
+			}
+			a.needLink(state.DevIno{Dev: rec.Dev, Ino: rec.Ino}, p)
 			continue
 		}
 		if on.Type != snapshot.Dir {
@@ -237,34 +302,62 @@ func (a *archiver) checkRemovedLinks(ctx context.Context, d *dirJob, l *listing,
 				continue
 			}
 		}
-		has, err := a.linksBelow(ctx, on.Subtree)
-		if err != nil {
+		if err := a.linksBelow(ctx, on.Subtree, p); err != nil {
 			return err
-		}
-		if has {
-			return &NeedFullScanError{Reason: "hard-linked files in a removed or replaced directory: " + p}
 		}
 	}
 	return nil
 }
 
-// linksBelow reports whether a subtree of the parent snapshot holds
-// hard-linked files. Its cost follows the size of what was removed.
-func (a *archiver) linksBelow(ctx context.Context, id blob.ID) (bool, error) {
+// linksBelow notes (needLink) the hard-linked files of a subtree of the
+// parent snapshot that was removed or replaced at path p, their inodes
+// taken from the stat cache rows recorded with those very trees. Its cost
+// follows the size of what was removed.
+func (a *archiver) linksBelow(ctx context.Context, id blob.ID, p string) error {
 	t, err := snapshot.LoadTree(ctx, a.repo, id)
 	if err != nil {
-		return false, err
+		return err
 	}
+	var recs []scan.StatRecord
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
 		if n.MultiLink {
-			return true, nil
+			if recs == nil {
+				if recs, err = a.rowFor(p, id); err != nil {
+					return err
+				}
+			}
+			rec := scan.FindStatRecord(recs, n.Name)
+			if rec == nil || rec.Ino == 0 {
+				return &NeedFullScanError{Reason: "hard-linked files in a removed or replaced directory, and the stat cache does not say which inodes: " + p}
+			}
+			a.needLink(state.DevIno{Dev: rec.Dev, Ino: rec.Ino}, joinPath(p, n.Name))
 		}
 		if n.Type == snapshot.Dir {
-			if has, err := a.linksBelow(ctx, n.Subtree); has || err != nil {
-				return has, err
+			if err := a.linksBelow(ctx, n.Subtree, joinPath(p, n.Name)); err != nil {
+				return err
 			}
 		}
 	}
-	return false, nil
+	return nil
+}
+
+// rowFor returns the stat records of directory p if the stat cache row
+// was recorded with tree id (else none: they may describe another state).
+func (a *archiver) rowFor(p string, id blob.ID) ([]scan.StatRecord, error) {
+	if a.opt.Stats == nil {
+		return []scan.StatRecord{}, nil
+	}
+	tree, raw, ok, err := a.opt.Stats.DirStats(a.opt.StatSet, p)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || tree != id {
+		return []scan.StatRecord{}, nil
+	}
+	recs, err := scan.DecodeStatRecords(raw)
+	if err != nil {
+		return []scan.StatRecord{}, nil // a damaged row is no row
+	}
+	return recs, nil
 }

@@ -57,7 +57,9 @@ func (a *archiver) finish(d *dirJob) {
 		a.dirsChanged.Add(1)
 	}
 	raw := scan.EncodeStatRecords(recs)
-	if !d.recHoles && (!d.hasRow || d.rowTree != id || !bytes.Equal(d.rowRaw, raw)) {
+	if d.recHoles {
+		a.statHoles.Store(true)
+	} else if !d.hasRow || d.rowTree != id || !bytes.Equal(d.rowRaw, raw) {
 		a.statUpdate(state.DirStatsUpdate{Path: d.path, Tree: id, Entries: raw})
 	}
 	if d.listed && (a.journalScan || len(d.inodes) > 0) {

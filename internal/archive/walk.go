@@ -164,22 +164,32 @@ func (a *archiver) entry(ctx context.Context, d *dirJob, l *listing, par parentD
 // parent's content (unchanged) or a job for the workers (files.go).
 func (a *archiver) file(ctx context.Context, d *dirJob, i int, p string, n snapshot.Node, rec scan.StatRecord, on *snapshot.Node, same bool, st fs.Stat) bool {
 	if st.Nlink > 1 {
-		d.inodes = append(d.inodes, state.DevIno{Dev: st.Dev, Ino: st.Ino})
+		key := state.DevIno{Dev: st.Dev, Ino: st.Ino}
+		d.inodes = append(d.inodes, key)
 		if a.journalScan {
-			// An unchanged inode (same ctime: no link added or removed,
-			// nothing written) keeps its node, first-link path included. A
-			// changed one concerns its other links, which may sit in
-			// directories this scan does not visit.
-			if same && on.MultiLink && sameFile(&n, on) && a.stored(on.Content) {
+			verified, covered := a.opt.Links[key]
+			switch {
+			case covered && !verified:
+				a.linkSeen[key]++
+				a.linkNlink[key] = st.Nlink
+			case covered:
+			case same && on.MultiLink && sameFile(&n, on) && a.stored(on.Content):
+				// An unchanged inode (same ctime: no link added, removed
+				// or renamed, nothing written) keeps its node, first-link
+				// path included.
 				d.nodes[i], d.recs[i] = *on, rec
 				a.fileUnchanged(n.Size)
 				return true
+			default:
+				// A changed one concerns its other names, which may sit
+				// in directories this scan does not visit: the caller
+				// adds them and scans again (this tree is discarded).
+				a.needLink(key, p)
 			}
-			a.fatal(&NeedFullScanError{Reason: "hard-linked file changed: " + p})
-			return false
+			// Every name of a covered inode is met, in the order a full
+			// scan meets them: its nodes are built as a full scan does.
 		}
 		n.MultiLink = true
-		key := [2]uint64{st.Dev, st.Ino}
 		if first, ok := a.links[key]; ok {
 			n.HardLink = first
 		} else {

@@ -182,7 +182,7 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	if dec.Mode != snapshot.ModeFull {
 		// A parent-assisted or incremental scan: st holds stat records.
 		aopt.Stats, aopt.StatSet = st, set
-		aopt.Changed, aopt.ChangedTrees = dec.Dirs, dec.Trees
+		aopt.Changed, aopt.ChangedTrees, aopt.Links = dec.Dirs, dec.Trees, dec.Links
 	}
 	started("")
 
@@ -216,6 +216,33 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 
 	packedBefore, plainBefore := r.AddedBytes()
 	res, err = archive.Run(ctx, r, aopt)
+	// A journal scan that met changed hard-linked files whose other names
+	// lie in directories it was not given runs again with those added;
+	// each round adds at least one file, and a few rounds are plenty (each
+	// new one comes from a directory moved or removed with hard-linked
+	// files in it, or a file changed without an event naming it).
+	for round := 1; ; round++ {
+		var links *archive.NeedLinksError
+		if !errors.As(err, &links) {
+			break
+		}
+		if round > maxLinkRounds {
+			err = &archive.NeedFullScanError{Reason: fmt.Sprintf("hard-linked files changed whose other names were still not all listed after %d rounds: %s",
+				maxLinkRounds, strings.Join(links.Paths, ", "))}
+			break
+		}
+		if dec, err = dec.CoverLinks(ctx, links.Inodes); err != nil {
+			return nil, err
+		}
+		resetProgress(prog)
+		if st != nil {
+			if err := st.DropStagedDirStats(ctx, run); err != nil {
+				return nil, err
+			}
+		}
+		aopt.Changed, aopt.Links = dec.Dirs, dec.Links
+		res, err = archive.Run(ctx, r, aopt)
+	}
 	var full *archive.NeedFullScanError
 	if errors.As(err, &full) {
 		// Safety first: scan everything, and say why. What the first
@@ -230,7 +257,7 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 				return nil, err
 			}
 		}
-		aopt.Changed, aopt.ChangedTrees = nil, nil
+		aopt.Changed, aopt.ChangedTrees, aopt.Links = nil, nil, nil
 		started(full.Reason)
 		res, err = archive.Run(ctx, r, aopt)
 	}
@@ -302,6 +329,16 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 		if err := commitStats(); err != nil {
 			return nil, committed(StepStatCache, reread, err)
 		}
+		// Whether the rows just committed describe every entry of this
+		// snapshot: a journal backup then takes a file they lack for one
+		// that is new (see plan.Decision.StatsComplete).
+		complete := ""
+		if !res.StatHoles && (!dec.Incremental() || dec.StatsComplete) {
+			complete = sn.ID.String()
+		}
+		if err := st.SetStatsComplete(ctx, set, complete); err != nil {
+			return nil, committed(StepStatCache, "a later journal backup may scan fully when a hard link is added", err)
+		}
 		settingsJSON, err := json.Marshal(SetSettings{Host: host, Paths: roots, Excludes: opt.Excludes, OneFileSystem: opt.OneFileSystem, Policy: opt.Policy})
 		if err != nil {
 			return nil, committed(StepSettings, "", err)
@@ -326,6 +363,10 @@ func Run(ctx context.Context, r *repo.Repository, st *state.DB, opt Options) (*R
 	}
 	return result, nil
 }
+
+// maxLinkRounds bounds how often a journal scan runs again for the other
+// names of hard-linked files it met changed.
+const maxLinkRounds = 4
 
 // Steps of recording a saved snapshot locally, as CommittedError.Step
 // names them.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,20 @@ type fsModel struct {
 	// touched collects the directories a change journal would report:
 	// the parent of every entry an operation created, changed or removed.
 	touched map[string]bool
+	// parked are entries moved out of the root (to outside), for moving
+	// back in later.
+	parked []string
+	// maps are live shared writable mappings made by the "mmap" operation,
+	// kept until close: stores through them raise no event.
+	maps [][]byte
+}
+
+// close drops what the operations left open (mappings).
+func (m *fsModel) close() {
+	for _, b := range m.maps {
+		unix.Munmap(b)
+	}
+	m.maps = nil
 }
 
 func (m *fsModel) touch(paths ...string) {
@@ -119,6 +134,22 @@ func (m *fsModel) mutate(t *rapid.T) {
 	}
 	if len(m.dirs) > 1 {
 		ops = append(ops, "rmdir", "move-dir", "replace-dir")
+	}
+	// Operations the journal's adversary tries: atomic exchanges, owners,
+	// directory times, files that live between two events, stores through
+	// a shared mapping, moves out of the root and back in.
+	ops = append(ops, "flash", "dir-times")
+	if len(m.files)+len(m.dirs) > 2 {
+		ops = append(ops, "exchange", "chown")
+	}
+	if len(m.files) > 0 {
+		ops = append(ops, "mmap", "link-dance")
+	}
+	if m.outside != "" && len(m.dirs)+len(m.files) > 1 {
+		ops = append(ops, "move-out")
+	}
+	if len(m.parked) > 0 {
+		ops = append(ops, "move-in")
 	}
 	// Links with a name outside the roots, now and then (each makes the
 	// next backup scan fully, as it must).
@@ -254,10 +285,127 @@ func (m *fsModel) mutate(t *rapid.T) {
 		i := rapid.IntRange(0, len(m.outLinks)-1).Draw(t, "outlink")
 		err = os.Remove(m.outLinks[i])
 		m.outLinks = append(m.outLinks[:i], m.outLinks[i+1:]...)
+	case "exchange":
+		// renameat2(RENAME_EXCHANGE): two entries (files, directories or
+		// one of each) swap names at once.
+		a, b := m.entry(t, "a"), m.entry(t, "b")
+		if within(a, b) || within(b, a) {
+			break
+		}
+		m.touch(a, b)
+		err = unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
+		if err == unix.EINVAL || err == unix.ENOSYS {
+			err = nil // not on this filesystem
+		}
+	case "chown":
+		p := m.entry(t, "owned")
+		m.touch(p)
+		id := rapid.SampledFrom([]int{0, 1, 65534}).Draw(t, "id")
+		err = os.Lchown(p, id, rapid.SampledFrom([]int{0, 1, 65534}).Draw(t, "gid"))
+		if os.IsPermission(err) {
+			err = nil // not root
+		}
+	case "dir-times":
+		d := rapid.SampledFrom(m.dirs).Draw(t, "dir")
+		m.touch(d)
+		ts := time.Unix(rapid.Int64Range(0, 2e9).Draw(t, "dts"), 0)
+		err = os.Chtimes(d, ts, ts)
+	case "flash":
+		// Entries that exist only between two events: gone before the
+		// watcher resolves them.
+		p := m.fresh(t, "t")
+		m.touch(p)
+		kinds := 2
+		if len(m.files) > 0 {
+			kinds = 3
+		}
+		switch rapid.IntRange(0, kinds-1).Draw(t, "flash") {
+		case 0:
+			if err = os.WriteFile(p, []byte("brief"), 0o644); err == nil {
+				err = os.Remove(p)
+			}
+		case 1:
+			if err = os.MkdirAll(filepath.Join(p, "in"), 0o755); err == nil {
+				os.WriteFile(filepath.Join(p, "in", "f"), []byte("brief"), 0o644)
+				err = os.RemoveAll(p)
+			}
+		case 2:
+			// Written, then renamed over an existing file (an editor's
+			// save), so the name written to is gone.
+			if err = os.WriteFile(p, []byte("saved"), 0o644); err == nil {
+				err = os.Rename(p, pick())
+			}
+		}
+	case "link-dance":
+		// A file gets a second name and loses the first (a mail
+		// delivery): one link again, under a new name.
+		from, to := pick(), m.fresh(t, "n")
+		m.touch(to)
+		if err = os.Link(from, to); err == nil {
+			err = os.Remove(from)
+		}
+	case "mmap":
+		err = m.mapAndStore(t, pick())
+	case "move-out":
+		p := m.entry(t, "out")
+		if p == m.root {
+			break
+		}
+		m.touch(p)
+		to := filepath.Join(m.outside, fmt.Sprintf("parked%d", m.n))
+		m.n++
+		if err = os.Rename(p, to); err == nil {
+			m.parked = append(m.parked, to)
+		}
+	case "move-in":
+		i := rapid.IntRange(0, len(m.parked)-1).Draw(t, "parked")
+		to := m.fresh(t, "back")
+		m.touch(to)
+		err = os.Rename(m.parked[i], to)
+		m.parked = append(m.parked[:i], m.parked[i+1:]...)
 	}
 	if err != nil {
 		t.Logf("%s: %v (ignored)", op, err)
 	}
+}
+
+// entry picks a file or a directory other than the root.
+func (m *fsModel) entry(t *rapid.T, label string) string {
+	all := append(append([]string{}, m.files...), m.dirs[1:]...)
+	if len(all) == 0 {
+		return m.root
+	}
+	return rapid.SampledFrom(all).Draw(t, label)
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// mapAndStore maps p shared and writable, stores through the mapping and
+// keeps it, as a database does: no event says so. The pages are written
+// back (msync) so that the next store faults and updates the file's
+// times, which is how any scan that trusts times sees such a file change.
+func (m *fsModel) mapAndStore(t *rapid.T, p string) error {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
+		return err
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	m.maps = append(m.maps, mem)
+	off := rapid.IntRange(0, len(mem)-1).Draw(t, "offset")
+	mem[off] ^= 0x20
+	return unix.Msync(mem, unix.MS_SYNC)
 }
 
 // TestParentAssistedEqualsFullScan is the engine's oracle: after random
@@ -275,6 +423,7 @@ func TestParentAssistedEqualsFullScan(t *testing.T) {
 		os.MkdirAll(src, 0o755)
 		defer os.RemoveAll(work)
 		m := &fsModel{root: src}
+		defer m.close()
 		ctx := context.Background()
 		host := fmt.Sprintf("h%d", n)
 		rounds := rapid.IntRange(1, 4).Draw(rt, "rounds")
@@ -411,6 +560,7 @@ func TestJournalScanEqualsFullScan(t *testing.T) {
 		os.MkdirAll(src, 0o755)
 		defer os.RemoveAll(filepath.Dir(src))
 		m := &fsModel{root: src}
+		defer m.close()
 		ctx := context.Background()
 		host := fmt.Sprintf("j%d", n)
 		for i, k := 0, rapid.IntRange(0, 8).Draw(rt, "setup"); i < k; i++ {

@@ -89,16 +89,25 @@ func runJournalOracle(t *testing.T, inotify bool, checks int) {
 			break
 		}
 	}
-	t.Logf("%d sequences; backup modes after changes: %v", n, modes)
-	for r, c := range reasons {
-		t.Logf("full scan %5d times: %s", c, r)
-	}
 	total := 0
 	for _, c := range modes {
 		total += c
 	}
-	if modes[snapshot.ModeJournal]*2 < total {
-		t.Fatalf("the journal was used for only %d of %d backups", modes[snapshot.ModeJournal], total)
+	share := float64(modes[snapshot.ModeJournal]) / float64(max(total, 1))
+	t.Logf("%d sequences; backup modes after changes: %v (%.1f%% journal)", n, modes, 100*share)
+	for r, c := range reasons {
+		t.Logf("full scan %5d times (%.1f%%): %s", c, 100*float64(c)/float64(max(total, 1)), r)
+	}
+	// fanotify names every changed inode, so only gaps (an overflow of
+	// the kernel's queue, shared with whatever else runs) and hard links
+	// whose names cannot be placed scan fully; inotify also loses track
+	// of files written through a name gone before it reads the event.
+	floor := 0.85
+	if inotify {
+		floor = 0.70
+	}
+	if share < floor {
+		t.Fatalf("the journal was used for only %d of %d backups (%.1f%%, want at least %.0f%%)", modes[snapshot.ModeJournal], total, 100*share, 100*floor)
 	}
 }
 
@@ -129,6 +138,7 @@ func journalOracleProp(t *testing.T, base, watched string, inotify bool, jr chan
 		os.MkdirAll(outside, 0o755)
 		defer os.RemoveAll(outside)
 		m := &fsModel{root: src, outside: outside, linkOut: !inotify}
+		defer m.close()
 		ctx := context.Background()
 		host := fmt.Sprintf("o%d", n)
 		for i, k := 0, rapid.IntRange(0, 8).Draw(rt, "setup"); i < k; i++ {
@@ -181,8 +191,8 @@ func journalOracleProp(t *testing.T, base, watched string, inotify bool, jr chan
 func reasonKind(reason string) string {
 	reason, _, _ = strings.Cut(reason, "; files whose")
 	for _, k := range []string{
-		"was made outside this backup", "changed through a path outside it", "hard-linked file changed:",
-		"hard-linked files in a removed or replaced directory", "is gone", "neither its path nor its inode",
+		"where this backup can place its names", "were still not all listed after", "the stat cache does not say which inode",
+		"neither its path nor its inode",
 	} {
 		if strings.Contains(reason, k) {
 			return k

@@ -66,6 +66,55 @@ type Inode struct {
 	// multiply-linked files can rule it out.
 	LinkAdded bool   `json:"link_added,omitempty"`
 	Outside   string `json:"outside,omitempty"`
+	// Mapped: a file mapped shared and writable whose name could not be
+	// verified (removed, or in another mount namespace): its number is
+	// all there is, and its one name, if it is in a backup, is not in the
+	// records of multiply-linked files.
+	Mapped bool `json:"mapped,omitempty"`
+}
+
+// merge returns the union of d and o, sorted, without duplicates.
+func (d Delta) merge(o Delta) Delta {
+	b := newDeltaBuilder(nil)
+	for _, x := range []Delta{d, o} {
+		for _, p := range x.Dirs {
+			b.dirs[p] = struct{}{}
+		}
+		for _, p := range x.Trees {
+			b.trees[p] = struct{}{}
+		}
+		for _, in := range x.Inodes {
+			b.inodes[in] = struct{}{}
+		}
+	}
+	return b.delta()
+}
+
+// within restricts d to roots as Since does: paths outside them are
+// dropped, and an inode known by a path outside them is kept by its number
+// alone (a link inside may have it).
+func (d Delta) within(roots []string) Delta {
+	var out Delta
+	for _, p := range d.Dirs {
+		if underAny(p, roots) {
+			out.Dirs = append(out.Dirs, p)
+		}
+	}
+	for _, p := range d.Trees {
+		if underAny(p, roots) {
+			out.Trees = append(out.Trees, p)
+		}
+	}
+	for _, in := range d.Inodes {
+		if in.Path != "" && !underAny(in.Path, roots) {
+			if in.Ino == 0 {
+				continue
+			}
+			in.Path = ""
+		}
+		out.Inodes = append(out.Inodes, in)
+	}
+	return out
 }
 
 // ErrGap is matched (errors.Is) by every error saying that no uninterrupted

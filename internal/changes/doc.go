@@ -47,6 +47,23 @@
 // later than the event is safe, and why a handle whose directory is gone
 // (ESTALE) is ignored.
 //
+// The kernel's blind spots, and how each is closed:
+//
+//   - stores through a shared writable mapping raise no event: the
+//     journal Source (JournalSource) reads /proc/*/maps just before each
+//     fence and adds the mapped files in the roots to that fence's delta
+//     (maps.go, maps_linux.go);
+//   - a directory may be visible inside a root through a bind mount and be
+//     changed through its path elsewhere: fanotify handles are resolved
+//     through every mount of their filesystem that holds a watched path,
+//     so every name the directory has inside the roots is recorded (a
+//     bound file or directory changed itself is recorded at its mount
+//     point); inotify watches the directory itself, and a directory
+//     visible under two names inside the roots is reported uncovered;
+//   - inotify sees only names used through watched directories: it also
+//     watches every multiply-linked file below the roots (and every file
+//     bind-mounted there).
+//
 // What the journal promises is deliberately narrow: a directory not listed
 // did not have entries created, deleted, renamed, or their metadata or
 // content changed, between the two cursors. It never says what changed; the

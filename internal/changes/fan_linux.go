@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,9 @@ type fanSource struct {
 	// pending holds handles of multiply-linked files changed through, or
 	// resolved to, a path outside the roots; settle looks at them again.
 	pending map[string]pendingLinks
+	// unopened: mount points inside roots that could not be opened to
+	// resolve names through, recorded as a gap since the last fence.
+	unopened map[string]bool
 
 	descMu sync.Mutex
 	desc   []FilesystemInfo // the last description, for when mu is busy
@@ -83,7 +87,7 @@ type fanFS struct {
 func newFanSource(w *watcher) (*fanSource, []string, error) {
 	s := &fanSource{
 		w: w, fd: -1, fss: map[uint64]*fanFS{}, rootDev: map[string]uint64{}, cache: newLRU(16384),
-		buf: make([]byte, 256<<10), pending: map[string]pendingLinks{}, act: activity{name: "the fanotify source"},
+		buf: make([]byte, 256<<10), pending: map[string]pendingLinks{}, unopened: map[string]bool{}, act: activity{name: "the fanotify source"},
 	}
 	// Prefer reporting the child's handle too (TARGET_FID), so hard-link
 	// checks need no path lookup; older kernels take the plainer modes.
@@ -254,19 +258,50 @@ func (s *fanSource) process(ctx context.Context, buf []byte) error {
 	})
 }
 
-// mounts holds a descriptor of a mounted directory per filesystem, to open
-// handles relative to. They are opened when first needed and closed when
-// the work that needed them is done, so the watcher never keeps a
-// filesystem busy (umount works).
-type mounts map[uint64]int
+// mounts holds, per filesystem, descriptors of its mounts that anchor
+// paths (the mounts of roots, of mount points inside roots and of the
+// fences directory), to open handles relative to. They are opened when
+// first needed and closed when the work that needed them is done, so the
+// watcher never keeps a filesystem busy (umount works).
+type mounts map[uint64][]fsMount
+
+// fsMount is one mount of a marked filesystem. A filesystem may be
+// mounted more than once, typically by bind mounts: a directory inside a
+// root may then also be visible elsewhere, where it is changed, and a
+// directory outside every root through the other mount's path may be
+// visible inside one. A handle opened relative to a mount resolves to a
+// path through that mount, so each mount names the directory once.
+type fsMount struct {
+	fd int
+	// point is the path opened: the mount point, for a mount inside a
+	// root.
+	point string
+	// root is the key (fanFID.key) of the handle of what was opened, the
+	// mount's root for a mount point: an event whose object that is
+	// changes the entry at point.
+	root string
+	// file: a file is mounted there (a bind mount of a file); nothing
+	// resolves through it but its own name.
+	file bool
+}
 
 func (m mounts) close() {
-	for _, fd := range m {
-		if fd >= 0 {
-			unix.Close(fd)
+	for _, ms := range m {
+		for _, x := range ms {
+			unix.Close(x.fd)
 		}
 	}
 	clear(m)
+}
+
+// get returns the mounts of f, opening them on first use.
+func (m mounts) get(s *fanSource, f *fanFS) []fsMount {
+	ms, ok := m[f.fsid]
+	if !ok {
+		ms = s.openMounts(f)
+		m[f.fsid] = ms
+	}
+	return ms
 }
 
 func (s *fanSource) handle(ctx context.Context, m mounts, ev fanEvent) {
@@ -287,25 +322,39 @@ func (s *fanSource) handle(ctx context.Context, m mounts, ev fanEvent) {
 		if o == 0 {
 			return // DELETE_SELF/MOVE_SELF: their parent's event covers them
 		}
-		dir, ok := s.resolveDir(ctx, m, *ev.dir)
+		dirs, ok := s.resolveDir(ctx, m, *ev.dir)
 		if !ok {
 			return
 		}
-		v := s.w.filt.classify(dir, ev.name, isDir, o)
-		if v.fence != "" {
-			// What produces no event (a mount, a lost mark) and what waits
-			// in pending must be recorded before the fence that claims
-			// completeness. The main loop records the fence once every
-			// source has seen it.
-			s.checkLocked(ctx, m)
-			s.w.sawFence(v.fence, srcFanotify)
-			return
+		// Every name the directory has through the filesystem's mounts
+		// (more than one with bind mounts) is recorded: a change made
+		// through one concerns the others.
+		inside := false
+		for _, dir := range dirs {
+			v := s.w.filt.classify(dir, ev.name, isDir, o)
+			if v.fence != "" {
+				// What produces no event (a mount, a lost mark) and what
+				// waits in pending must be recorded before the fence that
+				// claims completeness. The main loop records the fence
+				// once every source has seen it.
+				s.checkLocked(ctx, m)
+				s.w.sawFence(v.fence, srcFanotify)
+				return
+			}
+			s.w.emit(v.records()...)
+			if v.linkCheck != "" {
+				s.checkLinks(ctx, m, v.linkCheck, ev.obj, ev.mask&fanCreate != 0)
+			}
+			inside = inside || v.dirty != "" || within(dir, s.w.l.dir)
 		}
-		s.w.emit(v.records()...)
+		if ev.obj != nil && ev.name != "" {
+			// The entry itself may be the root of a bind mount inside a
+			// root (a bound directory's own metadata, a bound file's
+			// content), whose parent there saw nothing.
+			inside = s.mountRootChanged(m, *ev.obj, isDir, o) || inside
+		}
 		switch {
-		case v.linkCheck != "":
-			s.checkLinks(ctx, m, v.linkCheck, ev.obj, ev.mask&fanCreate != 0)
-		case isDir || ev.name == "" || v.dirty != "" || ev.obj == nil || within(dir, s.w.l.dir):
+		case inside || isDir || ev.name == "" || ev.obj == nil:
 		case o&(opMeta|opContent) != 0:
 			// Changed through a path outside every root: if the file
 			// has other links, one may be inside a root.
@@ -325,8 +374,10 @@ func (s *fanSource) handle(ctx context.Context, m mounts, ev fanEvent) {
 	}
 }
 
-// resolveDir returns the current path of a directory handle, or false when
-// the directory no longer exists or the event is not ours.
+// resolveDir returns the current paths of a directory handle, one per
+// mount of its filesystem that reaches it (more than one when bind mounts
+// show it in several places), or false when the directory no longer
+// exists or the event is not ours.
 //
 // Why a path resolved later than the event (or taken from the cache) is
 // safe: it is the directory's path at some moment after the change, and
@@ -339,38 +390,89 @@ func (s *fanSource) handle(ctx context.Context, m mounts, ev fanEvent) {
 // unlinked directory belongs to a directory deleted after the event; its
 // deletion is recorded on its parent by the DELETE event, also read later.
 // A directory whose path cannot be found (not in its parent, hidden by a
-// mount, or moved while we looked) is skipped for the same reasons.
-// Resolution is bounded (resolveLimits); running out, or any other
-// failure, is a gap for the roots on that filesystem.
-func (s *fanSource) resolveDir(ctx context.Context, m mounts, fid fanFID) (string, bool) {
+// mount, or moved while we looked) is skipped for the same reasons. A
+// mount made or removed inside a root is found by the check before the
+// next fence, which rescans what it shows (a tree record), so names cached
+// before it are not missed. Resolution is bounded (resolveLimits);
+// running out, or any other failure, is a gap for the roots on that
+// filesystem.
+func (s *fanSource) resolveDir(ctx context.Context, m mounts, fid fanFID) ([]string, bool) {
 	key := fid.key()
 	if p, ok := s.cache.get(key); ok {
-		return p, true
+		return strings.Split(p, "\x00"), true
 	}
 	f := s.fss[fid.fsid]
 	if f == nil {
-		return "", false // a filesystem no longer watched (unmounted)
+		return nil, false // a filesystem no longer watched (unmounted)
 	}
-	fd, err := s.openHandle(ctx, m, f, fid)
-	if err != nil {
-		if !goneErr(err) && ctx.Err() == nil {
-			s.fsGap(f, "journal error: open_by_handle_at: "+err.Error())
+	ms := m.get(s, f)
+	if len(ms) == 0 || ms[0].file {
+		if ctx.Err() == nil {
+			s.fsGap(f, "journal error: no mounted directory of the filesystem to open handles with")
 		}
-		return "", false
+		return nil, false
+	}
+	var paths []string
+	for _, mt := range ms {
+		if mt.file {
+			continue
+		}
+		p, err := s.resolveVia(ctx, mt.fd, fid)
+		switch {
+		case err == nil:
+			if !contains(paths, p) {
+				paths = append(paths, p)
+			}
+		case errors.Is(err, errVanished), goneErr(err), ctx.Err() != nil:
+			// Gone, or not reachable through this mount (a bind mount
+			// of another part of the filesystem).
+		case errors.Is(err, errResolveBudget):
+			s.fsGap(f, fmt.Sprintf("journal error: cannot resolve a directory handle within %v (a path longer than PATH_MAX below very large directories)", resolveTime))
+			return nil, false
+		default:
+			s.fsGap(f, "journal error: cannot resolve a directory handle through "+mt.point+": "+err.Error())
+			return nil, false
+		}
+	}
+	if len(paths) == 0 {
+		return nil, false
+	}
+	s.cache.put(key, strings.Join(paths, "\x00"))
+	return paths, true
+}
+
+// resolveVia opens the directory handle fid relative to the mount open as
+// mfd and returns its path through that mount.
+func (s *fanSource) resolveVia(ctx context.Context, mfd int, fid fanFID) (string, error) {
+	fd, err := openByHandle(ctx, mfd, fid)
+	if err != nil {
+		return "", err
 	}
 	defer unix.Close(fd)
-	p, err := dirPath(ctx, fd, newResolveLimits())
-	switch {
-	case err == nil:
-		s.cache.put(key, p)
-		return p, true
-	case errors.Is(err, errVanished), ctx.Err() != nil:
-	case errors.Is(err, errResolveBudget):
-		s.fsGap(f, fmt.Sprintf("journal error: cannot resolve a directory handle within %v (a path longer than PATH_MAX below very large directories)", resolveTime))
-	default:
-		s.fsGap(f, "journal error: cannot resolve a directory handle: "+err.Error())
+	return dirPath(ctx, fd, newResolveLimits())
+}
+
+// mountRootChanged records a change of the entry obj where a mount inside
+// a root shows it as the mount's root (a bind mount of that very file or
+// directory): there it is the entry at the mount point. It reports
+// whether it recorded anything.
+func (s *fanSource) mountRootChanged(m mounts, obj fanFID, isDir bool, o op) bool {
+	o &= opMeta | opContent // the mount keeps showing it, renamed or not
+	f := s.fss[obj.fsid]
+	if o == 0 || f == nil || !s.hasNested(f) {
+		return false
 	}
-	return "", false
+	key := obj.key()
+	recorded := false
+	for _, mt := range m.get(s, f) {
+		if mt.root != key || mt.point == "/" {
+			continue
+		}
+		v := s.w.filt.classify(filepath.Dir(mt.point), filepath.Base(mt.point), isDir, o)
+		s.w.emit(v.records()...)
+		recorded = recorded || v.dirty != ""
+	}
+	return recorded
 }
 
 // enomemRetries are the pauses before retrying open_by_handle_at after
@@ -385,17 +487,30 @@ func (s *fanSource) resolveDir(ctx context.Context, m mounts, fid fanFID) (strin
 // the caller records a gap, never a removal.
 var enomemRetries = []time.Duration{time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond}
 
+// hasNested reports whether one of f's anchors is a mount point inside a
+// root: only then can an entry of f be a mount's root there.
+func (s *fanSource) hasNested(f *fanFS) bool {
+	for _, a := range f.anchors {
+		if _, ok := s.nested[a]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // openHandle opens a file handle with O_PATH, relative to a mount of its
 // filesystem (from m, opened on first use).
 func (s *fanSource) openHandle(ctx context.Context, m mounts, f *fanFS, fid fanFID) (int, error) {
-	mfd, ok := m[f.fsid]
-	if !ok {
-		mfd = s.openMount(f)
-		m[f.fsid] = mfd
-	}
-	if mfd < 0 {
+	ms := m.get(s, f)
+	if len(ms) == 0 || ms[0].file {
 		return -1, errors.New("no mounted directory of the filesystem to open handles with")
 	}
+	return openByHandle(ctx, ms[0].fd, fid)
+}
+
+// openByHandle opens a file handle with O_PATH relative to the mount open
+// as mfd, retrying after ENOMEM (see enomemRetries).
+func openByHandle(ctx context.Context, mfd int, fid fanFID) (int, error) {
 	h := unix.NewFileHandle(fid.htype, fid.handle)
 	for try := 0; ; try++ {
 		fd, err := unix.OpenByHandleAt(mfd, h, unix.O_PATH|unix.O_CLOEXEC)
@@ -417,23 +532,72 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (s *fanSource) openMount(f *fanFS) int {
+// openMounts opens each distinct mount of f that holds one of its anchors,
+// the anchors' order kept (handles of files are opened relative to the
+// first directory). A nested mount point that cannot be opened is a gap
+// for it, once until the next fence: names through it would be missed.
+func (s *fanSource) openMounts(f *fanFS) []fsMount {
+	var out []fsMount
+	seen := map[int]bool{}
+	add := func(p string) (isDir, ok bool) {
+		// O_PATH first: an anchor may be a file (a root, or a bind mount
+		// of a file), which is never opened for reading.
+		pfd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return false, false
+		}
+		var st unix.Stat_t
+		var sf unix.Statfs_t
+		if unix.Fstat(pfd, &st) != nil || unix.Fstatfs(pfd, &sf) != nil || fsidKey(sf.Fsid.Val[0], sf.Fsid.Val[1]) != f.fsid ||
+			st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			unix.Close(pfd)
+			return false, true
+		}
+		isDir = st.Mode&unix.S_IFMT == unix.S_IFDIR
+		mt := fsMount{fd: pfd, point: p, file: !isDir}
+		if h, mnt, err := unix.NameToHandleAt(pfd, "", unix.AT_EMPTY_PATH); err == nil {
+			// Without the mount's identity the mount is kept all the
+			// same: resolving through one mount twice repeats a name.
+			if seen[mnt] {
+				unix.Close(pfd)
+				return isDir, true
+			}
+			seen[mnt] = true
+			mt.root = fanFID{fsid: f.fsid, htype: h.Type(), handle: h.Bytes()}.key()
+		}
+		if isDir {
+			// open_by_handle_at wants a descriptor that is not O_PATH.
+			fd, err := unix.Openat(pfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			unix.Close(pfd)
+			if err != nil {
+				return isDir, false
+			}
+			mt.fd = fd
+		}
+		out = append(out, mt)
+		return isDir, true
+	}
 	for _, a := range f.anchors {
 		p := nearestExisting(a)
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err == unix.ENOTDIR {
-			fd, err = unix.Open(filepath.Dir(p), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		isDir, ok := add(p)
+		if _, nested := s.nested[a]; !ok && nested && !s.unopened[a] {
+			s.unopened[a] = true
+			s.w.gap(a, fmt.Sprintf("journal error: cannot open the mount at %s to resolve names through it", a))
 		}
-		if err != nil {
-			continue
+		if ok && !isDir {
+			// A root or bind mount that is a file: its directory is
+			// what handles of directories resolve through.
+			add(filepath.Dir(p))
 		}
-		var sf unix.Statfs_t
-		if unix.Fstatfs(fd, &sf) == nil && fsidKey(sf.Fsid.Val[0], sf.Fsid.Val[1]) == f.fsid {
-			return fd
-		}
-		unix.Close(fd)
 	}
-	return -1
+	// Handles of files are opened relative to the first directory.
+	for i, mt := range out {
+		if !mt.file {
+			out[0], out[i] = out[i], out[0]
+			break
+		}
+	}
+	return out
 }
 
 // fsGap records a gap for every root and mount point on f.
@@ -544,9 +708,9 @@ func (s *fanSource) linkCountChange(ctx context.Context, m mounts, obj fanFID) {
 // The kernel resolves a handle to one of the file's names (the newest one
 // it has in memory), so a file linked from inside a root to a name outside
 // resolves to the name outside: nothing tells where its other link is.
-// That case (p.added) is recorded as RecLinkAdded, which a backup cannot
-// settle with its records of hard-linked files (the file may have had one
-// link until now), so it scans fully.
+// That case (p.added) is recorded as RecLinkAdded: the file may have had
+// one link until now, which the backup's records of hard-linked files do
+// not hold, so the backup looks its number up in its stat cache too.
 func (s *fanSource) inodeLinks(fd int, p pendingLinks, first bool) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Nlink == 0 || st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -651,6 +815,7 @@ func (s *fanSource) tick(ctx context.Context, heartbeat bool) {
 // may have been mounted or unmounted inside roots.
 func (s *fanSource) checkLocked(ctx context.Context, m mounts) {
 	s.settleLocked(ctx, m, true)
+	clear(s.unopened) // a gap each fence interval while it lasts
 	defer s.refreshDesc()
 	marks, err := fanMarks(s.fd)
 	if err != nil {
@@ -694,7 +859,12 @@ func (s *fanSource) checkLocked(ctx context.Context, m mounts) {
 		s.w.clearUncovered(r)
 	}
 	nested := nestedMounts(mounts, s.roots, s.w.l.dir)
-	for _, mp := range diffMounts(s.nested, nested) {
+	changed := diffMounts(s.nested, nested)
+	if len(changed) > 0 {
+		// Bind mounts give directories other names: resolve afresh.
+		s.cache.clear()
+	}
+	for _, mp := range changed {
 		// Mounting or unmounting replaces what is visible below mp
 		// without any event: rescan it whole.
 		if parent := filepath.Dir(mp); underAny(parent, s.roots) {

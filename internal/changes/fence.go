@@ -33,8 +33,14 @@ func (j *Journal) Fence(ctx context.Context, roots []string, timeout time.Durati
 	if err != nil {
 		return Cursor{}, err
 	}
-	if err := checkCoverage(ws, roots); err != nil {
-		return Cursor{}, err
+	// Whether the roots are covered is decided once the fence is recorded:
+	// the watcher checks mounts and bind mounts just before, so a path it
+	// could not cover a moment ago may be covered by then (and the other
+	// way round).
+	for _, r := range roots {
+		if !underAny(r, ws.Roots) {
+			return Cursor{}, gapf("path not watched: %s", r)
+		}
 	}
 	tail, err := newTailer(j.l.epoch(ws.Epoch))
 	if err != nil {

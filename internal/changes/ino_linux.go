@@ -33,6 +33,9 @@ const fileMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CLOSE_WRITE
 
 var errWatchLimit = errors.New("inotify watch limit reached")
 
+// errAliased: the directory is another name of one already watched.
+var errAliased = errors.New("directory already watched under another name")
+
 // inodeKey identifies a watched file.
 type inodeKey struct{ dev, ino uint64 }
 
@@ -69,7 +72,20 @@ type inoSource struct {
 	// unwatchable: multiply-linked files that could not be watched
 	// (marked uncovered until removed).
 	unwatchable map[string]bool
-	buf         []byte
+	// mountFiles maps the watches on files bind-mounted inside the roots
+	// to their mount points: the file is changed through its own path
+	// elsewhere, which no directory watch below the roots sees.
+	mountFiles map[int32]string
+	// aliased: directories below the roots found to be another name of a
+	// watched directory (marked uncovered until their tree is dropped).
+	aliased map[string]string
+	// movedOut lists the directories moved away in this read. After the
+	// read, the watches recorded at or below them are checked (revalidate):
+	// a directory moved within the roots was walked again at its new path
+	// by its MOVED_TO, and with RENAME_EXCHANGE two directories move both
+	// ways in one read, so only watches no longer at their paths go.
+	movedOut []string
+	buf      []byte
 
 	descMu sync.Mutex
 	desc   []FilesystemInfo // the last description, for when mu is busy
@@ -83,13 +99,21 @@ func newInoSource(ctx context.Context, w *watcher, roots []string) (*inoSource, 
 	s := &inoSource{
 		w: w, fd: fd, roots: roots, wds: map[int32]string{}, paths: map[string]int32{},
 		rootDev: map[string]uint64{}, limited: map[string]bool{}, rewalk: map[string]bool{}, vanished: map[string]bool{},
-		files: map[int32]inodeKey{}, fileWatch: map[inodeKey]int32{}, unwatchable: map[string]bool{},
+		files: map[int32]inodeKey{}, fileWatch: map[inodeKey]int32{}, unwatchable: map[string]bool{}, mountFiles: map[int32]string{}, aliased: map[string]string{},
 		buf: make([]byte, 256<<10), act: activity{name: "the inotify source"},
 	}
 	if _, err := s.addWatch(w.filt.fencesDir); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("watch %s: %w", w.filt.fencesDir, err)
 	}
+	// The mounts inside the roots first: the walks watch files mounted
+	// there (bind mounts of files).
+	mounts, err := readMountinfo()
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s.nested = nestedMounts(mounts, roots, w.l.dir)
 	for _, r := range roots {
 		s.establish(ctx, r)
 		s.rootDev[r], _ = devOf(nearestExisting(r))
@@ -98,12 +122,6 @@ func newInoSource(ctx context.Context, w *watcher, roots []string) (*inoSource, 
 		unix.Close(fd)
 		return nil, err
 	}
-	mounts, err := readMountinfo()
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	s.nested = nestedMounts(mounts, roots, w.l.dir)
 	s.refreshDesc()
 	s.file = os.NewFile(uintptr(fd), "inotify")
 	return s, nil
@@ -118,7 +136,11 @@ func (s *inoSource) close() {
 }
 
 // addWatch watches dir and records its path; the kernel returns the same
-// descriptor for a directory already watched, whose path is then updated.
+// descriptor for a directory already watched, whose path is then updated
+// (it was moved). A directory that is still there under its old path as
+// well is visible under two names (a bind mount): inotify reports its
+// changes with one watch, which names one of them, so the other is not
+// covered while both last.
 func (s *inoSource) addWatch(dir string) (int32, error) {
 	wd, err := unix.InotifyAddWatch(s.fd, dir, inoMask)
 	if err != nil {
@@ -126,11 +148,24 @@ func (s *inoSource) addWatch(dir string) (int32, error) {
 	}
 	w := int32(wd)
 	if old, ok := s.wds[w]; ok && old != dir && s.paths[old] == w {
+		if underAny(dir, s.roots) && sameDir(old, dir) {
+			reason := fmt.Sprintf("%s is also visible as %s (a bind mount): inotify reports its changes under one name", dir, old)
+			s.aliased[dir] = old
+			s.w.setUncovered(dir, reason)
+			s.w.gap(dir, reason)
+			return w, errAliased
+		}
 		delete(s.paths, old)
 	}
 	s.wds[w] = dir
 	s.paths[dir] = w
 	return w, nil
+}
+
+// sameDir reports whether paths a and b lead to the same directory.
+func sameDir(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sameInode(&sa, &sb)
 }
 
 // establish watches a root's existing ancestors and the root's tree.
@@ -165,6 +200,8 @@ func (s *inoSource) walk(ctx context.Context, dir, root string) error {
 	s.act.step()
 	if _, err := s.addWatch(dir); err != nil {
 		switch {
+		case err == errAliased:
+			return nil // uncovered while it lasts; its tree is the other name's
 		case err == unix.ENOSPC:
 			s.limitHit(root, dir)
 			return errWatchLimit
@@ -203,6 +240,12 @@ func (s *inoSource) walkEntries(ctx context.Context, dir, root string, ents []os
 			// the journal's own files and directories
 		case e.IsDir():
 			if err := s.walk(ctx, p, root); err != nil {
+				return err
+			}
+		case s.isMountPoint(p):
+			// A file mounted here (bind mount): changed through its
+			// own path elsewhere, only a watch on it sees that.
+			if err := s.watchMountFile(p, root); err != nil {
 				return err
 			}
 		case e.Type().IsRegular():
@@ -256,6 +299,31 @@ func (s *inoSource) watchFile(path, root string) error {
 	return nil
 }
 
+func (s *inoSource) isMountPoint(p string) bool {
+	_, ok := s.nested[p]
+	return ok
+}
+
+// watchMountFile watches the file mounted at mount point p (below root).
+// It returns errWatchLimit when the watch limit is reached.
+func (s *inoSource) watchMountFile(p, root string) error {
+	wd, err := unix.InotifyAddWatch(s.fd, p, fileMask|unix.IN_DONT_FOLLOW)
+	switch {
+	case err == unix.ENOSPC:
+		s.limitHit(root, p)
+		return errWatchLimit
+	case err != nil:
+		if !goneErr(err) {
+			reason := fmt.Sprintf("cannot watch the file mounted at %s: %v", p, err)
+			s.w.setUncovered(p, reason)
+			s.w.gap(p, reason)
+		}
+		return nil
+	}
+	s.mountFiles[int32(wd)] = p
+	return nil
+}
+
 // fileEvent handles an event of a file watch: the file changed, through
 // whichever name. It is recorded by inode number, which a backup matches
 // against its records of multiply-linked files; the name may be outside
@@ -282,9 +350,66 @@ func (s *inoSource) limitHit(root, dir string) {
 	s.w.setUncovered(root, fmt.Sprintf("watch limit: cannot watch %s (raise fs.inotify.max_user_watches)", dir))
 }
 
+// revalidate checks the watches recorded at or below the directories
+// moved away in a read: a watch whose path now leads to no directory, or
+// to another one, watches a directory moved out of the roots (or to a
+// place walked under its new path) and is dropped; a path that leads to
+// another directory than its watch's is watched and walked afresh (its
+// changes may have gone to the old watch), and rescanned whole.
+func (s *inoSource) revalidate(ctx context.Context, moved []string) {
+	type watch struct {
+		wd   int32
+		path string
+	}
+	var check []watch
+	for wd, path := range s.wds {
+		for _, m := range moved {
+			if within(path, m) && !within(s.w.filt.fencesDir, path) {
+				check = append(check, watch{wd, path})
+				break
+			}
+		}
+	}
+	drop := func(w watch) {
+		_, _ = unix.InotifyRmWatch(s.fd, uint32(w.wd))
+		delete(s.wds, w.wd)
+		if s.paths[w.path] == w.wd {
+			delete(s.paths, w.path)
+		}
+	}
+	var rewalk []string
+	for _, w := range check {
+		if s.paths[w.path] != w.wd {
+			drop(w) // its path is another watch's now
+			continue
+		}
+		got, err := unix.InotifyAddWatch(s.fd, w.path, inoMask)
+		switch {
+		case err != nil:
+			drop(w)
+		case int32(got) != w.wd:
+			drop(w)
+			s.wds[int32(got)], s.paths[w.path] = w.path, int32(got)
+			rewalk = append(rewalk, w.path)
+		}
+	}
+	for _, p := range pruneNested(rewalk) {
+		if r, ok := rootOf(p, s.roots); ok {
+			s.w.emit(Record{Kind: RecDirty, Path: filepath.Dir(p)}, Record{Kind: RecTree, Path: p})
+			_ = s.walk(ctx, p, r)
+		}
+	}
+}
+
 // removeTree drops the watches at and below p (not those leading to the
 // fences directory).
 func (s *inoSource) removeTree(p string) {
+	for a := range s.aliased {
+		if within(a, p) {
+			delete(s.aliased, a)
+			s.w.clearUncovered(a)
+		}
+	}
 	for path, wd := range s.paths {
 		if within(path, p) && !within(s.w.filt.fencesDir, path) {
 			_, _ = unix.InotifyRmWatch(s.fd, uint32(wd))
@@ -333,6 +458,10 @@ func (s *inoSource) process(ctx context.Context, buf []byte) error {
 	})
 	if ctx.Err() != nil {
 		return nil
+	}
+	if len(s.movedOut) > 0 {
+		s.revalidate(ctx, s.movedOut)
+		s.movedOut = s.movedOut[:0]
 	}
 	var roots []string
 	for r := range s.rewalk {
@@ -407,6 +536,18 @@ func (s *inoSource) handle(ctx context.Context, wd int32, mask uint32, name stri
 		s.w.gap("", "overflow")
 		return
 	}
+	if mp, ok := s.mountFiles[wd]; ok {
+		// The kernel gives one watch per inode: a mounted file that is
+		// also multiply linked is handled as both.
+		if mask&unix.IN_IGNORED != 0 {
+			delete(s.mountFiles, wd)
+		} else if o := inoOps(mask); o != 0 {
+			s.w.emit(s.w.filt.classify(filepath.Dir(mp), filepath.Base(mp), false, o).records()...)
+		}
+		if _, ok := s.files[wd]; !ok {
+			return
+		}
+	}
 	if k, ok := s.files[wd]; ok {
 		s.fileEvent(k, wd, mask)
 		return
@@ -434,8 +575,10 @@ func (s *inoSource) handle(ctx context.Context, wd int32, mask uint32, name stri
 	o := inoOps(mask)
 	if name == "" {
 		// The directory itself: its parent's watch reports the same
-		// change with a name, except for "/".
-		if dir != "/" || o == 0 {
+		// change with a name, except for "/" and a mount point, whose
+		// parent's watch is on what the mount hides (the root of a
+		// filesystem or a bind mount, changed through its own path).
+		if dir != "/" && !s.isMountPoint(dir) || o == 0 {
 			return
 		}
 	}
@@ -449,7 +592,9 @@ func (s *inoSource) handle(ctx context.Context, wd int32, mask uint32, name stri
 	if isDir && mask&unix.IN_MOVED_FROM != 0 && underAny(dir, s.roots) {
 		// Its watches now describe another place (or none we watch);
 		// if it moved within the roots, its MOVED_TO walks it again.
-		s.removeTree(p)
+		// They are dropped after this read, unless that walk placed
+		// them again meanwhile.
+		s.movedOut = append(s.movedOut, p)
 	}
 	if v.tree != "" {
 		if r, ok := rootOf(v.tree, s.roots); ok {
@@ -537,6 +682,19 @@ func (s *inoSource) checkLocked(ctx context.Context) {
 		s.w.gap("", "journal error: "+err.Error())
 		return
 	}
+	// A directory seen under two names is covered again once the names
+	// part (the bind mount went): rescan it, now watched under its own.
+	for a, other := range s.aliased {
+		if sameDir(a, other) {
+			continue
+		}
+		delete(s.aliased, a)
+		s.w.clearUncovered(a)
+		s.w.emit(Record{Kind: RecDirty, Path: filepath.Dir(a)}, Record{Kind: RecTree, Path: a})
+		if r, ok := rootOf(a, s.roots); ok {
+			_ = s.walk(ctx, a, r)
+		}
+	}
 	nested := nestedMounts(mounts, s.roots, s.w.l.dir)
 	for _, mp := range diffMounts(s.nested, nested) {
 		if parent := filepath.Dir(mp); underAny(parent, s.roots) {
@@ -544,9 +702,20 @@ func (s *inoSource) checkLocked(ctx context.Context) {
 		}
 		s.w.emit(Record{Kind: RecTree, Path: mp})
 		s.removeTree(mp)
+		for wd, p := range s.mountFiles {
+			if p == mp {
+				_, _ = unix.InotifyRmWatch(s.fd, uint32(wd))
+				delete(s.mountFiles, wd)
+			}
+		}
 		if r, ok := rootOf(mp, s.roots); ok {
-			if fi, err := os.Lstat(mp); err == nil && fi.IsDir() {
+			s.nested = nested // for the walk
+			if fi, err := os.Stat(mp); err == nil && fi.IsDir() {
 				_ = s.walk(ctx, mp, r)
+			} else if err == nil && fi.Mode().IsRegular() {
+				if _, mounted := nested[mp]; mounted {
+					_ = s.watchMountFile(mp, r)
+				}
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,28 +61,65 @@ const MaxFenceWait = 5 * time.Minute
 // JournalSource returns the watcher's journal as a Source; fenceTimeout
 // bounds the wait for the watcher to record a fence while it shows no
 // progress (see Journal.Fence).
+//
+// Its Fence also looks for files in the roots that live processes have
+// mapped shared and writable, and its Since adds them to the delta of that
+// fence: stores through such a mapping raise no event at all. The search
+// runs in the backup, just before the fence marker is placed, rather than
+// in the watcher when it reads the marker: a mapping still live then is
+// found, and one released earlier has queued its close-write event ahead
+// of the marker, so the journal has it. A search after the marker would
+// miss a mapping released between the marker's creation and its reading,
+// whose close-write event lands after the fence. The backup can read the
+// mappings of its user's processes, and of every process as root; see
+// the README for the rest.
 func JournalSource(j *Journal, fenceTimeout time.Duration) Source {
-	return journalSource{j: j, timeout: fenceTimeout}
+	return &journalSource{j: j, timeout: fenceTimeout}
 }
 
 type journalSource struct {
 	j       *Journal
 	timeout time.Duration
+
+	// mu guards the fence last taken and the mapped files found then.
+	mu     sync.Mutex
+	fenced Cursor
+	mapped Delta
 }
 
-func (s journalSource) Kind() string { return KindJournal }
+func (s *journalSource) Kind() string { return KindJournal }
 
-func (s journalSource) Describe() string { return "change journal" }
+func (s *journalSource) Describe() string { return "change journal" }
 
-func (s journalSource) Fence(ctx context.Context, roots []string) (Cursor, error) {
-	return s.j.Fence(ctx, roots, s.timeout)
+func (s *journalSource) Fence(ctx context.Context, roots []string) (Cursor, error) {
+	mapped, _, err := mappedChanges(roots)
+	if err != nil {
+		return Cursor{}, gapf("journal error: %v", err)
+	}
+	c, err := s.j.Fence(ctx, roots, s.timeout)
+	if err != nil {
+		return c, err
+	}
+	s.mu.Lock()
+	s.fenced, s.mapped = c, mapped
+	s.mu.Unlock()
+	return c, nil
 }
 
-func (s journalSource) Since(_ context.Context, from, to Cursor, roots []string) (Delta, error) {
-	return s.j.Since(from, to, roots)
+func (s *journalSource) Since(_ context.Context, from, to Cursor, roots []string) (Delta, error) {
+	d, err := s.j.Since(from, to, roots)
+	if err != nil {
+		return d, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if to == s.fenced {
+		d = d.merge(s.mapped.within(roots))
+	}
+	return d, nil
 }
 
-func (s journalSource) Release(set string, c Cursor) error { return s.j.Release(set, c) }
+func (s *journalSource) Release(set string, c Cursor) error { return s.j.Release(set, c) }
 
 // ExternalList returns a Source that answers with paths someone else
 // recorded (one absolute path per entry, e.g. from watchman); name says

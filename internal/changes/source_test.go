@@ -66,3 +66,22 @@ func TestExternalList(t *testing.T) {
 		t.Fatalf("an empty list must give an empty, non-nil Dirs: %+v %v", empty, err)
 	}
 }
+
+// TestDeltaMergeWithin: what the fence's search for shared mappings found
+// joins the journal's delta as Since would have restricted it.
+func TestDeltaMergeWithin(t *testing.T) {
+	journal := Delta{Dirs: []string{"/r/a", "/r/b"}, Trees: []string{"/r/t"}, Inodes: []Inode{{Path: "/r/a/x", Dev: 1, Ino: 2}}}
+	mapped := Delta{
+		Dirs:   []string{"/r/b", "/r/c", "/other"},
+		Inodes: []Inode{{Path: "/r/c/y", Dev: 1, Ino: 3}, {Path: "/other/z", Dev: 1, Ino: 4}, {Path: "/other/w"}, {Dev: 1, Ino: 5}},
+	}
+	got := journal.merge(mapped.within([]string{"/r"}))
+	want := Delta{
+		Dirs:   []string{"/r/a", "/r/b", "/r/c"},
+		Trees:  []string{"/r/t"},
+		Inodes: []Inode{{Dev: 1, Ino: 4}, {Dev: 1, Ino: 5}, {Path: "/r/a/x", Dev: 1, Ino: 2}, {Path: "/r/c/y", Dev: 1, Ino: 3}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+}

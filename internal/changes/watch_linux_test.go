@@ -1032,3 +1032,49 @@ func TestFenceEndsWhenWatcherStops(t *testing.T) {
 		t.Fatal("fence still waiting 10s after the watcher stopped")
 	}
 }
+
+// TestExchangeDirs: renameat2(RENAME_EXCHANGE) swaps two directories in
+// one step; the journal rescans both, and changes made in them afterwards
+// are still seen (inotify keeps a watch per directory, which the exchange
+// must not lose: both moves arrive in one read).
+func TestExchangeDirs(t *testing.T) {
+	sources(t, func(t *testing.T, opt WatchOptions, kind string) {
+		base := realTemp(t)
+		root := filepath.Join(base, "root")
+		state := filepath.Join(base, "state")
+		p := func(s string) string { return filepath.Join(root, s) }
+		writeFile(t, p("a/d1/sub/f"), "f")
+		writeFile(t, p("b/d2/sub/g"), "g")
+		startWatcher(t, state, []string{root}, opt)
+		j, err := OpenJournal(state)
+		must(t, err)
+		c1 := fence(t, j, []string{root})
+		if err := unix.Renameat2(unix.AT_FDCWD, p("a/d1"), unix.AT_FDCWD, p("b/d2"), unix.RENAME_EXCHANGE); err != nil {
+			t.Skipf("renameat2(RENAME_EXCHANGE): %v", err)
+		}
+		c2 := fence(t, j, []string{root})
+		d, err := j.Since(c1, c2, []string{root})
+		must(t, err)
+		for _, want := range []string{p("a"), p("b")} {
+			if !slices.Contains(d.Dirs, want) {
+				t.Errorf("exchange: %s not in dirs %v", want, d.Dirs)
+			}
+		}
+		for _, want := range []string{p("a/d1"), p("b/d2")} {
+			if !slices.Contains(d.Trees, want) {
+				t.Errorf("exchange: %s not in trees %v", want, d.Trees)
+			}
+		}
+		// Now in each moved directory's subdirectory.
+		writeFile(t, p("a/d1/sub/new"), "n")
+		writeFile(t, p("b/d2/sub/new"), "n")
+		c3 := fence(t, j, []string{root})
+		d, err = j.Since(c2, c3, []string{root})
+		must(t, err)
+		for _, want := range []string{p("a/d1/sub"), p("b/d2/sub")} {
+			if !slices.Contains(d.Dirs, want) {
+				t.Errorf("after the exchange: %s not in dirs %v", want, d.Dirs)
+			}
+		}
+	})
+}

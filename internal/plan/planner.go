@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
+	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/changes"
 	"github.com/tidemark/tidemark/internal/snapshot"
 	"github.com/tidemark/tidemark/internal/state"
@@ -19,9 +19,17 @@ type Local interface {
 	HasDirStats(set []byte) (bool, error)
 	// Rebuilt is when `cache rebuild` recreated the cache (zero: never).
 	Rebuilt(ctx context.Context) (time.Time, error)
-	// HasLink reports whether the set's last scan met the inode as a
-	// multiply-linked file.
-	HasLink(ctx context.Context, set []byte, in state.DevIno) (bool, error)
+	// LinkDirs returns, per inode the set's records hold, the directories
+	// in which its scans met it as a multiply-linked file.
+	LinkDirs(ctx context.Context, set []byte, inodes []state.DevIno) (map[state.DevIno][]string, error)
+	// DirStats returns the stat cache row of one directory (entries as
+	// scan.EncodeStatRecords writes them).
+	DirStats(set []byte, path string) (blob.ID, []byte, bool, error)
+	// StatRows calls fn with every stat cache row of the set.
+	StatRows(ctx context.Context, set []byte, fn func(dir string, entries []byte) error) error
+	// StatsComplete returns the snapshot whose every entry the set's
+	// stat cache rows describe ("" if none is known).
+	StatsComplete(ctx context.Context, set []byte) (string, error)
 }
 
 // Request is everything a backup's scan decision depends on.
@@ -61,6 +69,17 @@ type Decision struct {
 	// scan whole, in the journal and external-list modes; Dirs is not nil
 	// there, even when nothing changed.
 	Dirs, Trees []string
+	// Links are the hard-linked inodes the scan may rebuild, every
+	// directory holding a name of one being in Dirs (see
+	// archive.Options.Links); LinkDirs counts the directories added to
+	// Dirs for them.
+	Links    map[state.DevIno]bool
+	LinkDirs int
+	// StatsComplete: the stat cache describes every entry of the parent
+	// snapshot (see state.DB.StatsComplete). The snapshot this scan makes
+	// is then complete too, unless the archive reports holes; a full scan
+	// makes one complete whatever the parent.
+	StatsComplete bool
 	// Cursor is the source's position to record with the snapshot (taken
 	// after a fence, before scanning); zero for none.
 	Cursor changes.Cursor
@@ -157,75 +176,42 @@ func Make(ctx context.Context, req Request) (Decision, error) {
 		}
 		return d.Decline(err.Error())
 	}
-	dirs, reason, err := d.linkRules(ctx, delta)
+	d.Dirs, d.Trees = append([]string{}, delta.Dirs...), delta.Trees
+	if req.Local != nil {
+		complete, err := req.Local.StatsComplete(ctx, req.Set)
+		if err != nil {
+			return d, fmt.Errorf("read the state database: %w", err)
+		}
+		d.StatsComplete = complete == req.Parent.ID.String()
+	}
+	reason, err := d.linkRules(ctx, delta)
 	if err != nil {
 		return d, err
 	}
 	if reason != "" {
 		return d.Decline(reason)
 	}
-	d.Dirs, d.Trees = dirs, delta.Trees
-	short := req.Parent.ID.Short()
 	if in.Vouched {
 		d.Mode = snapshot.ModeExternal
-		d.Reason = fmt.Sprintf("%s; everything else is taken from parent snapshot %s unchecked", req.Source.Describe(), short)
 	} else {
 		d.Mode = snapshot.ModeJournal
-		d.Reason = fmt.Sprintf("%s: %d directories changed, %d new subtrees since parent snapshot %s", req.Source.Describe(), len(dirs), len(delta.Trees), short)
 	}
+	d.describe()
 	return d, nil
 }
 
-// linkRules applies what a delta says about hard links. A changed inode
-// concerns every link to it, and only a full scan finds links in
-// directories the delta does not name:
-//   - a changed file known by a path: its directory is listed, and the scan
-//     declines (archive.NeedFullScanError) if the file is multiply linked
-//     there; if that path no longer holds the inode, the link is gone and
-//     the others cannot be found, so scan fully;
-//   - known only by inode: scan fully if the set's last scan met that inode
-//     as a hard-linked file (without link records, assume it did);
-//   - known only by inode, with a link added outside the roots: scan fully.
-//     The file may have had a single link until now, which no link record
-//     knows, and the kernel names only the new link: its other one may be
-//     inside, now hard-linked;
-//   - known by neither: scan fully.
-//
-// It returns the directories to list, or the reason to scan fully.
-func (d Decision) linkRules(ctx context.Context, delta changes.Delta) (dirs []string, reason string, err error) {
-	dirs = append([]string{}, delta.Dirs...)
-	for _, in := range delta.Inodes {
-		switch {
-		case in.Path != "":
-			dirs = append(dirs, filepath.Dir(in.Path))
-			if in.Ino == 0 {
-				continue
-			}
-			dev, ino, err := fileIdentity(in.Path)
-			if err != nil || dev != in.Dev || ino != in.Ino {
-				return nil, fmt.Sprintf("a hard-linked file changed and its link %s is gone", in.Path), nil
-			}
-		case in.Ino == 0:
-			return nil, "a hard-linked file changed and neither its path nor its inode is known", nil
-		case in.LinkAdded:
-			where := ""
-			if in.Outside != "" {
-				where = " (" + in.Outside + ")"
-			}
-			return nil, fmt.Sprintf("a hard link to inode %d was made outside this backup%s: a file inside with that inode is now hard-linked, which only a full scan records", in.Ino, where), nil
-		default:
-			has := true
-			if d.req.Local != nil {
-				if has, err = d.req.Local.HasLink(ctx, d.req.Set, state.DevIno{Dev: in.Dev, Ino: in.Ino}); err != nil {
-					return nil, "", fmt.Errorf("read hard-link records: %w", err)
-				}
-			}
-			if has {
-				return nil, fmt.Sprintf("a hard-linked file of this backup (inode %d) changed through a path outside it", in.Ino), nil
-			}
-		}
+// describe sets the reason of a journal or external-list scan.
+func (d *Decision) describe() {
+	short := d.req.Parent.ID.Short()
+	if d.Mode == snapshot.ModeExternal {
+		d.Reason = fmt.Sprintf("%s; everything else is taken from parent snapshot %s unchecked", d.req.Source.Describe(), short)
+		return
 	}
-	return dirs, "", nil
+	links := ""
+	if d.LinkDirs > 0 {
+		links = fmt.Sprintf(" (%d of them for other names of hard-linked files)", d.LinkDirs)
+	}
+	d.Reason = fmt.Sprintf("%s: %d directories changed%s, %d new subtrees since parent snapshot %s", d.req.Source.Describe(), len(d.Dirs), links, len(d.Trees), short)
 }
 
 // Decline gives up on the source for reason (a gap, or a journal scan that
@@ -243,7 +229,7 @@ func (d Decision) Decline(reason string) (Decision, error) {
 // nothing can vouch for their metadata, else the whole tree is walked and
 // files whose metadata matches the parent are not read.
 func (d Decision) fullScan(reason string) Decision {
-	d.Dirs, d.Trees = nil, nil
+	d.Dirs, d.Trees, d.Links, d.LinkDirs = nil, nil, nil, 0
 	switch {
 	case d.req.Parent == nil:
 		d.Mode = snapshot.ModeFull

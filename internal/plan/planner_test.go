@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tidemark/tidemark/internal/blob"
 	"github.com/tidemark/tidemark/internal/changes"
+	"github.com/tidemark/tidemark/internal/scan"
 	"github.com/tidemark/tidemark/internal/snapshot"
 	"github.com/tidemark/tidemark/internal/state"
 )
@@ -51,18 +51,15 @@ func TestMake(t *testing.T) {
 	if err := db.PutDirStats(ctx, set, []state.DirStatsUpdate{{Path: "/src", Entries: []byte{0}}}); err != nil {
 		t.Fatal(err)
 	}
-	// A real file with a second link, as the journal would report it.
-	file := filepath.Join(dir, "linked")
-	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+	// Hard-link records: inode 42 has names in /src/a and /src/b. The stat
+	// cache knows /src/d/x (inode 44, one name when last scanned) and
+	// /src/d/y (inode 45, recorded with a name in /src/e too).
+	recorded := state.DevIno{Dev: 7, Ino: 42}
+	if err := db.PutLinks(ctx, set, true, map[string][]state.DevIno{"/src/a": {recorded}, "/src/b": {recorded}, "/src/e": {{Dev: 7, Ino: 45}}}); err != nil {
 		t.Fatal(err)
 	}
-	dev, ino, err := fileIdentity(file)
-	if err != nil {
-		t.Skip(err)
-	}
-	fileID := changes.Inode{Path: file, Dev: dev, Ino: ino}
-	recorded := state.DevIno{Dev: 7, Ino: 42}
-	if err := db.PutLinks(ctx, set, true, map[string][]state.DevIno{"/src": {recorded}}); err != nil {
+	rows := scan.EncodeStatRecords([]scan.StatRecord{{Name: "x", Ino: 44, Dev: 7, CTime: 1}, {Name: "y", Ino: 45, Dev: 7, CTime: 1}})
+	if err := db.PutDirStats(ctx, set, []state.DirStatsUpdate{{Path: "/src/d", Entries: rows}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -114,25 +111,33 @@ func TestMake(t *testing.T) {
 			r.Parent = &snapshot.Snapshot{ID: parent.ID, Settings: "s", Scan: snapshot.ScanInfo{Cursor: json.RawMessage(`"x"`)}}
 			r.Source = journal(changes.Delta{})
 		}, snapshot.ModeParentAssisted, "cursor is unreadable", nil, true},
-		{"hard link with its path", func(r *Request) {
-			r.Source = journal(changes.Delta{Inodes: []changes.Inode{fileID}})
-		}, snapshot.ModeJournal, "1 directories changed", []string{dir}, true},
-		{"hard link whose path is gone", func(r *Request) {
-			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Path: file, Dev: fileID.Dev, Ino: fileID.Ino + 1}}})
-		}, snapshot.ModeParentAssisted, "its link " + file + " is gone", nil, true},
-		{"inode the set holds as a hard link", func(r *Request) {
+		{"hard-linked file with its path", func(r *Request) {
+			r.Source = journal(changes.Delta{Dirs: []string{"/src/a"}, Inodes: []changes.Inode{{Path: "/src/a/f", Dev: 7, Ino: 42}}})
+		}, snapshot.ModeJournal, "2 directories changed (1 of them for other names of hard-linked files)", []string{"/src/a", "/src/b"}, true},
+		{"hard-linked file known by number", func(r *Request) {
 			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Dev: recorded.Dev, Ino: recorded.Ino}}})
-		}, snapshot.ModeParentAssisted, "inode 42", nil, true},
-		{"inode the set does not hold", func(r *Request) {
+		}, snapshot.ModeJournal, "2 directories changed (2 of them", []string{"/src/a", "/src/b"}, true},
+		{"file with one name when last scanned, found in the stat cache", func(r *Request) {
+			r.Source = journal(changes.Delta{Dirs: []string{"/src/c"}, Inodes: []changes.Inode{{Path: "/src/c/new-link", Dev: 7, Ino: 44}}})
+		}, snapshot.ModeJournal, "2 directories changed (1 of them", []string{"/src/c", "/src/d"}, true},
+		{"link added outside to a file with one name", func(r *Request) {
+			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Dev: 7, Ino: 44, LinkAdded: true, Outside: "/elsewhere/link"}}})
+		}, snapshot.ModeJournal, "1 directories changed", []string{"/src/d"}, true},
+		{"changed by number alone, not hard-linked when last scanned: no search", func(r *Request) {
+			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Dev: 7, Ino: 44}}})
+		}, snapshot.ModeJournal, "0 directories changed", []string{}, true},
+		{"mapped file known by number alone", func(r *Request) {
+			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Dev: 7, Ino: 44, Mapped: true}}})
+		}, snapshot.ModeJournal, "1 directories changed", []string{"/src/d"}, true},
+		{"inode the set never met", func(r *Request) {
 			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Dev: recorded.Dev, Ino: 43}}})
 		}, snapshot.ModeJournal, "0 directories changed", []string{}, true},
-		{"inode without link records", func(r *Request) {
-			r.Local = &noStatsLocal{db}
-			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Dev: recorded.Dev, Ino: 43}}})
-		}, snapshot.ModeParentAssisted, "inode 43", nil, true},
-		{"link added outside to an inode the set does not hold as a hard link", func(r *Request) {
-			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{Dev: recorded.Dev, Ino: 43, LinkAdded: true, Outside: "/elsewhere/link"}}})
-		}, snapshot.ModeParentAssisted, "a hard link to inode 43 was made outside this backup (/elsewhere/link)", nil, true},
+		{"removed name of a hard-linked file", func(r *Request) {
+			r.Source = journal(changes.Delta{Dirs: []string{"/src/d"}, Inodes: []changes.Inode{{Path: "/src/d/y"}}})
+		}, snapshot.ModeJournal, "2 directories changed", []string{"/src/d", "/src/e"}, true},
+		{"removed name of a file with one name", func(r *Request) {
+			r.Source = journal(changes.Delta{Dirs: []string{"/src/d"}, Inodes: []changes.Inode{{Path: "/src/d/x"}}})
+		}, snapshot.ModeJournal, "1 directories changed", []string{"/src/d"}, true},
 		{"neither path nor inode", func(r *Request) {
 			r.Source = journal(changes.Delta{Inodes: []changes.Inode{{}}})
 		}, snapshot.ModeParentAssisted, "neither its path nor its inode", nil, true},
@@ -177,10 +182,61 @@ func TestMake(t *testing.T) {
 	}
 }
 
-// noStatsLocal has stat rows but no hard-link records.
-type noStatsLocal struct{ *state.DB }
-
-func (noStatsLocal) HasLink(context.Context, []byte, state.DevIno) (bool, error) { return true, nil }
+// TestLinks: the inodes a journal scan may rebuild, and what CoverLinks
+// adds when the scan meets more.
+func TestLinks(t *testing.T) {
+	ctx := context.Background()
+	db, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	set := []byte("set")
+	a, b, c := state.DevIno{Dev: 1, Ino: 10}, state.DevIno{Dev: 1, Ino: 11}, state.DevIno{Dev: 1, Ino: 12}
+	if err := db.PutLinks(ctx, set, true, map[string][]state.DevIno{"/src/a": {a}, "/src/b": {a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutDirStats(ctx, set, []state.DirStatsUpdate{{Path: "/src", Entries: scan.EncodeStatRecords(nil)}}); err != nil {
+		t.Fatal(err)
+	}
+	cursor, _ := json.Marshal(changes.Cursor{Kind: changes.KindFanotify, Epoch: "e", Seq: 1})
+	parent := &snapshot.Snapshot{ID: blob.ID{7}, Settings: "s", Scan: snapshot.ScanInfo{Cursor: cursor}}
+	src := &scripted{fence: changes.Cursor{Kind: changes.KindFanotify, Epoch: "e", Seq: 2},
+		delta: changes.Delta{Dirs: []string{"/src/x"}, Inodes: []changes.Inode{{Path: "/src/x/n", Dev: 1, Ino: 10}, {Dev: 1, Ino: 12, LinkAdded: true}}}}
+	d, err := Make(ctx, Request{Roots: []string{"/src"}, Set: set, Settings: "s", Parent: parent, Local: db, Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Mode != snapshot.ModeJournal || strings.Join(d.Dirs, ",") != "/src/a,/src/b,/src/x" || len(d.Links) != 2 || !d.Links[a] || d.Links[c] {
+		t.Fatalf("decision %+v", d)
+	}
+	if _, ok := d.Links[c]; !ok {
+		t.Fatalf("inode %v not placed: %+v", c, d.Links)
+	}
+	d2, err := d.CoverLinks(ctx, []state.DevIno{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d2.Links[b] || len(d.Links) != 2 || strings.Join(d2.Dirs, ",") != "/src/a,/src/b,/src/x" || !strings.Contains(d2.Reason, "3 directories changed (2 of them") {
+		t.Fatalf("after CoverLinks %+v (before: %+v)", d2, d)
+	}
+	// With a stat cache known to describe the parent snapshot whole, a
+	// file it lacks was not in the parent: its names are all new.
+	if err := db.SetStatsComplete(ctx, set, parent.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	d3, err := Make(ctx, Request{Roots: []string{"/src"}, Set: set, Settings: "s", Parent: parent, Local: db, Source: src})
+	if err != nil || !d3.StatsComplete || !d3.Links[c] {
+		t.Fatalf("complete stat cache: %+v %v", d3, err)
+	}
+	full, err := d.Decline("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := full.CoverLinks(ctx, []state.DevIno{b}); err == nil || full.Links != nil {
+		t.Fatalf("CoverLinks on a full scan: %v, links %v", err, full.Links)
+	}
+}
 
 // TestDecline: a scan that gives up becomes a full scan with its reason,
 // keeping the cursor; with --scan journal it is an error.

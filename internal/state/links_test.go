@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"math"
 	"sync"
 	"testing"
@@ -224,5 +225,90 @@ func TestLinksConcurrent(t *testing.T) {
 	}
 	if held != 1 {
 		t.Fatalf("%d writers' last records held, want exactly 1", held)
+	}
+}
+
+// TestLinkDirs: the directories recorded for each inode, after full and
+// partial updates, per set; inodes without records are absent.
+func TestLinkDirs(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	set, other := []byte("set"), []byte("other")
+	i1, i2, i3 := DevIno{1, 1}, DevIno{1, 2}, DevIno{2, 1}
+	if err := db.PutLinks(ctx, set, true, map[string][]DevIno{"/a": {i1, i2}, "/b": {i1}, "/c": {}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutLinks(ctx, other, true, map[string][]DevIno{"/z": {i3}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.LinkDirs(ctx, set, []DevIno{i1, i2, i3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || len(got[i1]) != 2 || got[i1][0] != "/a" || got[i1][1] != "/b" || len(got[i2]) != 1 || got[i2][0] != "/a" {
+		t.Fatalf("LinkDirs: %v", got)
+	}
+	// A journal scan lists /b again without the inode: its record goes.
+	if err := db.PutLinks(ctx, set, false, map[string][]DevIno{"/b": nil}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = db.LinkDirs(ctx, set, []DevIno{i1}); err != nil || len(got[i1]) != 1 || got[i1][0] != "/a" {
+		t.Fatalf("after a partial update: %v %v", got, err)
+	}
+	if got, err = db.LinkDirs(ctx, set, nil); err != nil || len(got) != 0 {
+		t.Fatalf("no inodes: %v %v", got, err)
+	}
+}
+
+// TestStatRows: every row of the set, none of another set; an error from
+// the callback ends the iteration and is returned.
+func TestStatRows(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	set, other := []byte("set"), []byte("other")
+	if err := db.PutDirStats(ctx, set, []DirStatsUpdate{{Path: "/a", Entries: []byte{1}}, {Path: "/a/b", Entries: []byte{2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutDirStats(ctx, other, []DirStatsUpdate{{Path: "/x", Entries: []byte{3}}}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]byte{}
+	if err := db.StatRows(ctx, set, func(dir string, entries []byte) error {
+		got[dir] = entries[0]
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["/a"] != 1 || got["/a/b"] != 2 {
+		t.Fatalf("rows: %v", got)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := db.StatRows(ctx, set, func(string, []byte) error { n++; return stop }); err != stop || n != 1 {
+		t.Fatalf("stopping: %v after %d rows", err, n)
+	}
+}
+
+// TestStatsComplete: per set, the snapshot last recorded, "" for none.
+func TestStatsComplete(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	if got, err := db.StatsComplete(ctx, []byte("a")); err != nil || got != "" {
+		t.Fatalf("nothing recorded: %q %v", got, err)
+	}
+	if err := db.SetStatsComplete(ctx, []byte("a"), "snap1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.StatsComplete(ctx, []byte("a")); err != nil || got != "snap1" {
+		t.Fatalf("recorded: %q %v", got, err)
+	}
+	if got, _ := db.StatsComplete(ctx, []byte("b")); got != "" {
+		t.Fatalf("another set: %q", got)
+	}
+	if err := db.SetStatsComplete(ctx, []byte("a"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.StatsComplete(ctx, []byte("a")); got != "" {
+		t.Fatalf("cleared: %q", got)
 	}
 }

@@ -430,6 +430,87 @@ func (d *DB) HasLink(ctx context.Context, set []byte, in DevIno) (bool, error) {
 	return n > 0, nil
 }
 
+// LinkDirs returns, for each of inodes that the set's records hold, the
+// directories in which the set's last scans met it as a multiply-linked
+// file (sorted). A journal backup lists them again when the inode changed:
+// a change to a file concerns all its names.
+func (d *DB) LinkDirs(ctx context.Context, set []byte, inodes []DevIno) (map[DevIno][]string, error) {
+	out := map[DevIno][]string{}
+	if len(inodes) == 0 {
+		return out, nil
+	}
+	st, err := d.db.PrepareContext(ctx, `SELECT DISTINCT dir FROM links WHERE backup_set = ? AND dev = ? AND ino = ? ORDER BY dir`)
+	if err != nil {
+		return nil, fmt.Errorf("read hard-link records: %w", err)
+	}
+	defer st.Close()
+	for _, in := range inodes {
+		rows, err := st.QueryContext(ctx, set, int64(in.Dev), int64(in.Ino))
+		if err != nil {
+			return nil, fmt.Errorf("read hard-link records: %w", err)
+		}
+		for rows.Next() {
+			var dir []byte
+			if err := rows.Scan(&dir); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read hard-link records: %w", err)
+			}
+			out[in] = append(out[in], string(dir))
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read hard-link records: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// StatsComplete returns the snapshot whose every directory the set's stat
+// cache rows describe, entries and inodes ("" if none is known): a full
+// scan's, and after it each journal scan's whose parent was complete and
+// that rebuilt no directory without its records. A journal backup may
+// then take a file the stat cache never met for one that was not in the
+// parent snapshot.
+func (d *DB) StatsComplete(ctx context.Context, set []byte) (string, error) {
+	return d.Meta(ctx, statsCompleteKey(set))
+}
+
+// SetStatsComplete records the snapshot StatsComplete returns ("" for
+// none). It is written after the snapshot's stat cache rows.
+func (d *DB) SetStatsComplete(ctx context.Context, set []byte, snapshot string) error {
+	return d.SetMeta(ctx, statsCompleteKey(set), snapshot)
+}
+
+func statsCompleteKey(set []byte) string { return fmt.Sprintf("stats-complete:%x", set) }
+
+// StatRows calls fn with every stat cache row of the set (the directory
+// and its encoded entries), in no particular order, until fn returns an
+// error. It is how a journal backup finds the name a file had when the
+// last scan met it with one link (hard-link records hold only files with
+// several): its cost follows the size of the set, so it runs only when a
+// link was added to such a file.
+func (d *DB) StatRows(ctx context.Context, set []byte, fn func(dir string, entries []byte) error) error {
+	rows, err := d.db.QueryContext(ctx, `SELECT path, entries FROM dirstats WHERE backup_set = ?`, set)
+	if err != nil {
+		return fmt.Errorf("read stat cache: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var path, entries []byte
+		if err := rows.Scan(&path, &entries); err != nil {
+			return fmt.Errorf("read stat cache: %w", err)
+		}
+		if err := fn(string(path), entries); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read stat cache: %w", err)
+	}
+	return nil
+}
+
 // VerifyLimits bounds the downloads of verify over rolling windows: at
 // most MaxBytes downloaded after BytesSince, and at most MaxRequests
 // downloads after RequestsSince.
